@@ -11,6 +11,7 @@ WORDS = [
     "##s", "##ly", "##ing", "##ed", ",", ".", "!", "?", "'", "-", "love", "hate", "story",
 ]
 TINY_VOCAB = SPECIAL_TOKENS + WORDS
+TINY_VOCAB_SIZE = len(TINY_VOCAB)
 
 
 def tiny_tokenizer():
@@ -23,10 +24,11 @@ def tiny_classifier(
     hidden_dim=8,
     num_heads=2,
     intermediate_dim=16,
-    vocabulary_size=len(TINY_VOCAB),
+    vocabulary_size=TINY_VOCAB_SIZE,
     max_sequence_length=32,
     num_classes=2,
     seed=0,
+    dropout=0.1,
 ):
     """A random BertTextClassifier with no preprocessor (its inputs are token ids)."""
     keras.utils.set_random_seed(seed)
@@ -37,13 +39,14 @@ def tiny_classifier(
         hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
         max_sequence_length=max_sequence_length,
+        dropout=dropout,
     )
     return keras_hub.models.BertTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
+        backbone=backbone, num_classes=num_classes, preprocessor=None, dropout=dropout
     )
 
 
-def random_features(batch_size=4, sequence_length=12, vocabulary_size=len(TINY_VOCAB), seed=0,
+def random_features(batch_size=4, sequence_length=12, vocabulary_size=TINY_VOCAB_SIZE, seed=0,
                     min_length=3):
     """A batch of token ids with per-row lengths, [CLS] first, zero padding after."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,345 @@
+"""The TinyBERT Distiller: a `keras.Model` whose `train_step` combines the TinyBERT losses."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tf_tinybert import losses
+from tf_tinybert.layer_map import resolve_layer_map
+from tf_tinybert.models import bert_backbone, forward_with_intermediates
+
+STAGES = ("general", "intermediate", "prediction", "joint")
+LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard")
+_INTERMEDIATE = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 0.0, "hard": 0.0}
+DEFAULT_LOSS_WEIGHTS = {
+    "general": _INTERMEDIATE,
+    "intermediate": _INTERMEDIATE,
+    "prediction": {"embedding": 0.0, "hidden": 0.0, "attention": 0.0, "prediction": 1.0, "hard": 0.0},
+    "joint": {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0, "hard": 0.0},
+}
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+TEACHER_LOGITS = "teacher_logits"
+
+
+def _global_sum(value):
+    """Sum a per-replica value over the replicas of a `tf.distribute` strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _num_replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+@keras.saving.register_keras_serializable(package="tf_tinybert")
+class Distiller(keras.Model):
+    """Distils a BERT teacher into a smaller BERT student with the TinyBERT losses.
+
+    The teacher is frozen and always runs in inference mode, outside the gradient tape. The
+    student runs once per step and returns its logits, hidden states and pre-softmax attention
+    scores. Where widths differ, learned projections (`embedding_projection`,
+    `hidden_projection`, the paper's W_e and W_h) map the student's embedding output and hidden
+    states to the teacher's width; they train with the student and are not part of
+    `distiller.student`.
+
+    Stages (`compile(stage=...)`), as in the paper:
+    - `"general"`: embedding, hidden-state and attention losses on unlabeled text;
+    - `"intermediate"`: the same losses on task data (labels, if any, only feed `accuracy`);
+    - `"prediction"`: soft cross-entropy against the teacher's logits (MSE for regression),
+      optionally mixed with the hard-label loss through `loss_weights={"hard": ...}`;
+    - `"joint"`: all of the above with per-loss weights.
+
+    Args:
+        teacher: a fine-tuned `keras_hub.models.BertTextClassifier` (preprocessor may be None).
+        student: a `keras_hub.models.BertTextClassifier`, e.g. from `build_student`.
+        layer_map: `"uniform"` (g(m) = m * N / M), `"last"`, or a list of teacher layer
+            numbers (1..N), one per student layer. Layer 0 (embeddings) maps to layer 0.
+
+    Example:
+    ```python
+    import keras
+    import tf_tinybert as tt
+
+    student = tt.build_student("tinybert_4l_312h", num_classes=2)
+    distiller = tt.Distiller(teacher=teacher, student=student, layer_map="uniform")
+    distiller.compile(optimizer=keras.optimizers.AdamW(5e-5), stage="intermediate")
+    distiller.fit(train_ds, validation_data=dev_ds, epochs=3)
+    distiller.compile(optimizer=keras.optimizers.AdamW(3e-5), stage="prediction")
+    distiller.fit(train_ds, validation_data=dev_ds, epochs=3)
+    distiller.student.save("student.keras")
+    ```
+    """
+
+    def __init__(self, teacher, student, layer_map="uniform", **kwargs):
+        super().__init__(**kwargs)
+        teacher_backbone = bert_backbone(teacher, "teacher")
+        student_backbone = bert_backbone(student, "student")
+        if student_backbone.vocabulary_size != teacher_backbone.vocabulary_size:
+            raise ValueError(
+                "The student and teacher must share one tokenizer, but their vocabulary sizes "
+                f"differ: student {student_backbone.vocabulary_size}, teacher "
+                f"{teacher_backbone.vocabulary_size}."
+            )
+        if student_backbone.max_sequence_length > teacher_backbone.max_sequence_length:
+            raise ValueError(
+                f"The student's max_sequence_length ({student_backbone.max_sequence_length}) "
+                f"exceeds the teacher's ({teacher_backbone.max_sequence_length}): the teacher "
+                "cannot produce targets for the longer inputs."
+            )
+        if student.num_classes != teacher.num_classes:
+            raise ValueError(
+                f"The student has {student.num_classes} outputs and the teacher "
+                f"{teacher.num_classes}; they must predict the same classes."
+            )
+        self.layer_map = layer_map if isinstance(layer_map, str) else [int(i) for i in layer_map]
+        self.teacher_layers = resolve_layer_map(
+            layer_map, student_backbone.num_layers, teacher_backbone.num_layers
+        )
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.student = student
+        self.embedding_projection = self._projection(
+            "embedding_projection", student_backbone, teacher_backbone
+        )
+        self.hidden_projection = self._projection(
+            "hidden_projection", student_backbone, teacher_backbone
+        )
+        self.stage = None
+        self.loss_weights = None
+        self.temperature = None
+        self._trackers = {}
+
+    @staticmethod
+    def _projection(name, student_backbone, teacher_backbone):
+        if student_backbone.hidden_dim == teacher_backbone.hidden_dim:
+            return None
+        projection = keras.layers.Dense(
+            teacher_backbone.hidden_dim, dtype=student_backbone.dtype_policy, name=name
+        )
+        projection.build((None, None, student_backbone.hidden_dim))
+        return projection
+
+    @property
+    def is_regression(self) -> bool:
+        return self.student.num_classes == 1
+
+    def compile(
+        self,
+        optimizer="adamw",
+        stage: str = "intermediate",
+        temperature: float = 1.0,
+        loss_weights: dict | None = None,
+        jit_compile: bool = False,
+        **kwargs,
+    ):
+        """Configure a distillation stage.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            stage: one of "general", "intermediate", "prediction", "joint".
+            temperature: softening temperature of the prediction loss (> 0).
+            loss_weights: overrides of the stage's default weights, keyed by "embedding",
+                "hidden", "attention", "prediction", "hard". A loss with weight 0 is skipped.
+            jit_compile: compile the train step with XLA.
+            **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
+        """
+        if stage not in STAGES:
+            raise ValueError(f"Expected `stage` to be one of {STAGES}. Received: stage={stage!r}")
+        if not temperature > 0:
+            raise ValueError(f"Expected `temperature` > 0. Received: temperature={temperature}")
+        weights = dict(DEFAULT_LOSS_WEIGHTS[stage])
+        for name, value in (loss_weights or {}).items():
+            if name not in LOSS_NAMES:
+                raise ValueError(
+                    f"Unknown loss {name!r} in `loss_weights`. Expected keys among {LOSS_NAMES}."
+                )
+            if value < 0:
+                raise ValueError(f"Expected loss weights >= 0. Received: {name}={value}")
+            weights[name] = float(value)
+        if stage == "general" and weights["hard"] > 0:
+            raise ValueError("The 'general' stage trains on unlabeled text: set the 'hard' weight to 0.")
+        if not any(weights.values()):
+            raise ValueError(f"All loss weights are 0 for stage {stage!r}: nothing to train.")
+        self._check_attention_heads(weights)
+        self.stage = stage
+        self.temperature = float(temperature)
+        self.loss_weights = weights
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        names = [f"{name}_loss" for name in LOSS_NAMES if weights[name] > 0]
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in [*names, "loss"]}
+        self._accuracy = None
+        if stage != "general" and not self.is_regression:
+            self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    def _check_attention_heads(self, weights):
+        if weights["attention"] == 0:
+            return
+        student_heads = self.student.backbone.num_heads
+        teacher_heads = self.teacher.backbone.num_heads
+        if student_heads != teacher_heads:
+            raise ValueError(
+                f"The attention loss compares attention scores head by head, so the student's "
+                f"num_heads ({student_heads}) must match the teacher's ({teacher_heads}) for "
+                "TinyBERT's attention loss. Build the student with the teacher's head count, or "
+                "set `loss_weights={'attention': 0}`."
+            )
+
+    @property
+    def metrics(self):
+        trackers = list(self._trackers.values())
+        if getattr(self, "_accuracy", None) is not None:
+            trackers.append(self._accuracy)
+        return trackers
+
+    def call(self, inputs, training=False):
+        return self.student({name: inputs[name] for name in MODEL_INPUTS}, training=training)
+
+    def _needs_intermediates(self):
+        weights = self.loss_weights
+        return any(weights[name] > 0 for name in ("embedding", "hidden", "attention"))
+
+    def _teacher_outputs(self, x):
+        if self.loss_weights["prediction"] == 0 and not self._needs_intermediates():
+            return {}
+        if not self._needs_intermediates():
+            if TEACHER_LOGITS in x:
+                return {"logits": x[TEACHER_LOGITS]}
+            inputs = {name: x[name] for name in MODEL_INPUTS}
+            return {"logits": self.teacher(inputs, training=False)}
+        return forward_with_intermediates(self.teacher, x, training=False)
+
+    def _student_outputs(self, x, training):
+        if self._needs_intermediates():
+            return forward_with_intermediates(self.student, x, training=training)
+        inputs = {name: x[name] for name in MODEL_INPUTS}
+        return {"logits": self.student(inputs, training=training)}
+
+    def compute_losses(self, x, y, student_out, teacher_out):
+        """The weighted TinyBERT losses of one batch, keyed by `LOSS_NAMES`, plus "loss".
+
+        Each loss is divided by its count over the global batch, so that under
+        `tf.distribute` the per-replica losses add up to the single-device loss.
+        """
+        weights = self.loss_weights
+        mask = x["padding_mask"]
+        values = {}
+        if self._needs_intermediates():
+            tokens = _global_sum(losses.token_count(mask))
+            student_hidden = student_out["hidden_states"]
+            teacher_hidden = teacher_out["hidden_states"]
+            if weights["embedding"] > 0:
+                values["embedding"] = losses.hidden_mse(
+                    self._project(self.embedding_projection, student_hidden[0]),
+                    teacher_hidden[0], mask, tokens,
+                )
+            if weights["hidden"] > 0:
+                values["hidden"] = sum(
+                    losses.hidden_mse(
+                        self._project(self.hidden_projection, student_hidden[m]),
+                        teacher_hidden[g], mask, tokens,
+                    )
+                    for m, g in enumerate(self.teacher_layers, start=1)
+                )
+            if weights["attention"] > 0:
+                heads = self.student.backbone.num_heads
+                entries = _global_sum(losses.attention_entry_count(mask, heads))
+                values["attention"] = sum(
+                    losses.attention_mse(
+                        student_out["attention_scores"][m - 1],
+                        teacher_out["attention_scores"][g - 1], mask, entries,
+                    )
+                    for m, g in enumerate(self.teacher_layers, start=1)
+                )
+        batch = _global_sum(ops.cast(ops.shape(mask)[0], "float32"))
+        if weights["prediction"] > 0:
+            if self.is_regression:
+                values["prediction"] = losses.prediction_mse(
+                    student_out["logits"], teacher_out["logits"], batch
+                )
+            else:
+                values["prediction"] = losses.soft_cross_entropy(
+                    student_out["logits"], teacher_out["logits"], self.temperature, batch
+                )
+        if weights["hard"] > 0:
+            if y is None:
+                raise ValueError(
+                    "The 'hard' loss needs labels, but the dataset yields features only. "
+                    "Yield (features, labels) or set `loss_weights={'hard': 0}`."
+                )
+            if self.is_regression:
+                targets = ops.reshape(ops.cast(y, "float32"), (-1, 1))
+                values["hard"] = losses.prediction_mse(student_out["logits"], targets, batch)
+            else:
+                values["hard"] = losses.hard_cross_entropy(student_out["logits"], y, batch)
+        values["loss"] = sum(weights[name] * value for name, value in values.items())
+        return values
+
+    @staticmethod
+    def _project(projection, hidden):
+        return hidden if projection is None else projection(hidden)
+
+    def _distilled_variables(self):
+        variables = list(self.student.trainable_variables)
+        for projection in (self.embedding_projection, self.hidden_projection):
+            if projection is not None:
+                variables += projection.trainable_variables
+        return variables
+
+    def _update_metrics(self, values, y, student_out):
+        replicas = _num_replicas()
+        for name, value in values.items():
+            key = name if name == "loss" else f"{name}_loss"
+            # Each replica holds its share of the global loss; the Mean tracker averages
+            # replicas, so scale back to report the global value.
+            self._trackers[key].update_state(value * replicas)
+        if self._accuracy is not None and y is not None:
+            self._accuracy.update_state(y, student_out["logits"])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.stage is None:
+            raise RuntimeError("Call `distiller.compile(stage=...)` before `fit` or `evaluate`.")
+        if self.stage == "general":
+            y = None
+        return x, y
+
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        teacher_out = self._teacher_outputs(x)
+        teacher_out = tf.nest.map_structure(tf.stop_gradient, teacher_out)
+        variables = self._distilled_variables()
+        with tf.GradientTape() as tape:
+            student_out = self._student_outputs(x, training=True)
+            values = self.compute_losses(x, y, student_out, teacher_out)
+            scaled = self.optimizer.scale_loss(values["loss"])
+        gradients = tape.gradient(scaled, variables)
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return self._update_metrics(values, y, student_out)
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        teacher_out = self._teacher_outputs(x)
+        student_out = self._student_outputs(x, training=False)
+        values = self.compute_losses(x, y, student_out, teacher_out)
+        return self._update_metrics(values, y, student_out)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "layer_map": self.layer_map,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        return cls(**config)
