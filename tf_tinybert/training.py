@@ -1,0 +1,127 @@
+"""Training building blocks shared by the recipe and the CLI: strategies, evaluation, stages.
+
+Example:
+```python
+strategy = make_strategy("default")
+with strategy.scope():
+    student = build_student("bert_4l_128h", num_classes=2)
+history = train_on_labels(student, train_ds, dev_ds, epochs=3, learning_rate=1e-4)
+scores = evaluate_classifier(student, dev_ds, metrics=("accuracy",))
+```
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_tinybert.metrics import compute_metrics
+from tf_tinybert.optimizers import adamw
+
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """A `tf.distribute` strategy by name: default, mirrored, multiworker or tpu.
+
+    "multiworker" reads the cluster from the TF_CONFIG environment variable and "tpu" connects
+    to the TPU of the current Cloud TPU VM or Colab runtime, as TensorFlow documents.
+
+    Example:
+    ```python
+    with make_strategy("mirrored").scope():
+        student = build_student("tinybert_4l_312h", num_classes=2)
+    ```
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"Expected `strategy` to be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def steps_in(dataset: tf.data.Dataset) -> int:
+    """Batches in one pass over a finite dataset (counted by iterating when unknown)."""
+    cardinality = int(dataset.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("The dataset repeats forever; give it a finite length.")
+    return int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def predict_with_labels(model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Run `model` over `(features, labels)` batches; return (predictions, labels) in order.
+
+    Example:
+    ```python
+    logits, labels = predict_with_labels(student, dev_ds)
+    ```
+    """
+    predict = tf.function(lambda x: model({k: x[k] for k in MODEL_INPUTS}, training=False))
+    outputs, labels = [], []
+    for features, batch_labels in dataset:
+        outputs.append(np.asarray(predict(features), dtype="float32"))
+        labels.append(np.asarray(batch_labels))
+    if not outputs:
+        raise ValueError("The evaluation dataset is empty.")
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
+def evaluate_classifier(model, dataset: tf.data.Dataset, metrics=("accuracy",)) -> dict:
+    """Task metrics (`tf_tinybert.metrics`) of a classifier over a labeled dataset.
+
+    Example:
+    ```python
+    evaluate_classifier(student, dev_ds, metrics=("accuracy", "f1"))  # {'accuracy': 0.9, ...}
+    ```
+    """
+    predictions, labels = predict_with_labels(model, dataset)
+    return compute_metrics(list(metrics), predictions, labels)
+
+
+def train_on_labels(
+    model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None = None,
+    epochs: int = 3,
+    learning_rate: float = 5e-5,
+    warmup: float = 0.1,
+    weight_decay: float = 0.01,
+    steps_per_epoch: int | None = None,
+    callbacks=(),
+    jit_compile: bool = False,
+    verbose="auto",
+) -> keras.callbacks.History:
+    """Train a classifier on its labels alone (cross-entropy, or MSE for regression).
+
+    This is the label-only baseline the recipe compares distillation with, and the teacher's
+    fine-tuning step.
+
+    Example:
+    ```python
+    train_on_labels(student, train_ds, dev_ds, epochs=3, learning_rate=1e-4)
+    ```
+    """
+    if epochs < 1:
+        raise ValueError(f"Expected `epochs` >= 1. Received: epochs={epochs}")
+    per_epoch = steps_per_epoch or steps_in(train_data)
+    regression = model.num_classes == 1
+    model.compile(
+        optimizer=adamw(learning_rate, max(1, epochs * per_epoch), warmup, weight_decay),
+        loss=(keras.losses.MeanSquaredError() if regression
+              else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+        metrics=[] if regression else [keras.metrics.SparseCategoricalAccuracy("accuracy")],
+        jit_compile=jit_compile,
+    )
+    return model.fit(train_data, validation_data=validation_data, epochs=epochs,
+                     steps_per_epoch=steps_per_epoch, callbacks=list(callbacks), verbose=verbose)
