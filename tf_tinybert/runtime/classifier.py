@@ -1,0 +1,248 @@
+"""TextClassifier: an exported tf_tinybert model on ai-edge-litert, with no TensorFlow.
+
+The model's signature is the one MediaPipe's TextClassifier reads: int32 `input_word_ids`,
+`input_mask`, `input_type_ids` of shape [1, L] and a softmax `probability` [1, C].
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tf_tinybert.runtime import model_files
+from tf_tinybert.runtime.wordpiece import WordpieceTokenizer
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+OUTPUT_NAME = "probability"
+
+
+@dataclass(frozen=True)
+class Category:
+    """One class and its score; field names follow MediaPipe's `Category`."""
+
+    index: int
+    score: float
+    category_name: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The classes of one text (and optional second text), best score first."""
+
+    text: str
+    categories: tuple[Category, ...]
+    text_pair: str | None = None
+
+    @property
+    def top(self) -> Category:
+        """The best-scoring category."""
+        return self.categories[0]
+
+    @property
+    def label(self) -> str:
+        """The best-scoring category's name."""
+        return self.categories[0].category_name
+
+    @property
+    def score(self) -> float:
+        """The best-scoring category's score."""
+        return self.categories[0].score
+
+    def scores(self) -> dict[str, float]:
+        """Category name -> score."""
+        return {category.category_name: category.score for category in self.categories}
+
+
+class TextClassifier:
+    """Classifies text with an exported .tflite BERT classifier on ai-edge-litert.
+
+    Args:
+        model_path: the .tflite file written by `tf_tinybert.export.export_classifier`.
+        vocab: a vocab.txt path; by default the vocabulary in the model's metadata, else the
+            vocab.txt beside the model.
+        labels: class names (a list or a labels.txt path); by default those in the model's
+            metadata, else labels.txt beside the model, else "0", "1", ...
+        num_threads: CPU threads for the interpreter (None: LiteRT's default).
+        lowercase, strip_accents: tokenizer options; by default those recorded in export.json
+            beside the model, else True and True (an uncased BERT vocabulary).
+
+    Example:
+    ```python
+    from tf_tinybert.runtime import TextClassifier
+
+    classifier = TextClassifier("export/model.tflite", num_threads=2)
+    result = classifier.classify("a gorgeous, witty film")
+    print(result.label, result.score)
+    results = classifier.classify(["a gorgeous, witty film", "a boring mess"])
+    ```
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        vocab: str | os.PathLike | None = None,
+        labels: Sequence[str] | str | os.PathLike | None = None,
+        num_threads: int | None = None,
+        *,
+        lowercase: bool | None = None,
+        strip_accents: bool | None = None,
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.model_path = os.fspath(model_path)
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
+            raise ValueError(
+                f"Expected `num_threads` to be a positive int or None. Received: {num_threads!r}"
+            )
+        self.num_threads = num_threads
+        model_bytes = model_files.read_model_bytes(self.model_path)
+        try:
+            self._interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise model_files.ModelFileError(
+                f"LiteRT cannot load the TFLite model '{self.model_path}': {error}"
+            ) from error
+        self._runner, self.sequence_length = self._find_signature()
+        self._output_quantization = self._runner.get_output_details()[OUTPUT_NAME]["quantization"]
+
+        tokens, vocab_source = model_files.load_vocabulary(self.model_path, model_bytes, vocab)
+        options = model_files.tokenizer_options(model_files.read_export_info(self.model_path))
+        if lowercase is not None:
+            options["lowercase"] = lowercase
+        if strip_accents is not None:
+            options["strip_accents"] = strip_accents
+        try:
+            self.tokenizer = WordpieceTokenizer(tokens, **options)
+        except ValueError as error:
+            raise model_files.ModelFileError(f"Vocabulary {vocab_source}: {error}") from error
+        self.vocab_source = vocab_source
+
+        num_classes = int(self._runner.get_output_details()[OUTPUT_NAME]["shape"][-1])
+        names = model_files.load_labels(self.model_path, model_bytes, labels)
+        if names is None:
+            names = [str(index) for index in range(num_classes)]
+        if len(names) != num_classes:
+            raise model_files.ModelFileError(
+                f"The model '{self.model_path}' has {num_classes} classes but {len(names)} "
+                f"labels were given or found: {names}."
+            )
+        self.labels = names
+
+    def _find_signature(self):
+        signatures = self._interpreter.get_signature_list()
+        for key, spec in signatures.items():
+            if set(INPUT_NAMES) <= set(spec["inputs"]) and OUTPUT_NAME in spec["outputs"]:
+                runner = self._interpreter.get_signature_runner(key)
+                shapes = {
+                    name: tuple(int(d) for d in details["shape"])
+                    for name, details in runner.get_input_details().items()
+                }
+                lengths = {shape[-1] for shape in shapes.values()}
+                if len(lengths) != 1 or any(len(shape) != 2 for shape in shapes.values()):
+                    raise model_files.ModelFileError(
+                        f"Expected the inputs of '{self.model_path}' to share one [1, L] "
+                        f"shape. Received: {shapes}."
+                    )
+                return runner, lengths.pop()
+        raise model_files.ModelFileError(
+            f"The TFLite model '{self.model_path}' has no signature with inputs "
+            f"{list(INPUT_NAMES)} and output '{OUTPUT_NAME}'. Received signatures: "
+            f"{ {key: dict(spec) for key, spec in signatures.items()} }. Export it with "
+            "tf_tinybert.export.export_classifier."
+        )
+
+    def probabilities(self, text: str, text_pair: str | None = None) -> np.ndarray:
+        """The model's float32 class probabilities [C] for one text (and optional pair)."""
+        inputs = self.tokenizer.pack(text, text_pair, sequence_length=self.sequence_length)
+        outputs = self._runner(**{name: value[None, :] for name, value in inputs.items()})
+        values = np.asarray(outputs[OUTPUT_NAME])[0]
+        scale, zero_point = self._output_quantization
+        if values.dtype != np.float32 and scale:
+            values = (values.astype(np.float32) - zero_point) * scale
+        return values.astype(np.float32)
+
+    def classify(
+        self,
+        text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
+        top_k: int | None = None,
+    ) -> Classification | list[Classification]:
+        """Classifies one text (returns a Classification) or a list (returns a list).
+
+        Texts longer than the model's sequence length are truncated as in training
+        (round-robin over the two texts of a pair); empty text is classified as
+        `[CLS] [SEP]`. `top_k` keeps only the best k categories.
+        """
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"Expected `top_k` to be a positive int or None. Received: {top_k!r}")
+        if isinstance(text, str):
+            if text_pair is not None and not isinstance(text_pair, str):
+                raise ValueError(
+                    "Expected `text_pair` to be a str when `text` is a str. Received: "
+                    f"{type(text_pair).__name__}."
+                )
+            return self._classify_one(text, text_pair, top_k)
+        texts = list(text)
+        pairs = [None] * len(texts) if text_pair is None else list(text_pair)
+        if isinstance(text_pair, str) or len(pairs) != len(texts):
+            raise ValueError(
+                f"Expected `text_pair` to be a list as long as `text` ({len(texts)}). Received: "
+                f"{text_pair!r}"
+            )
+        for position, item in enumerate(texts):
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"Expected every text to be a str. Received: {type(item).__name__} at "
+                    f"position {position}."
+                )
+        return [self._classify_one(t, p, top_k) for t, p in zip(texts, pairs)]
+
+    def _classify_one(self, text: str, text_pair: str | None, top_k: int | None):
+        scores = self.probabilities(text, text_pair)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        categories = tuple(
+            Category(int(index), float(scores[index]), self.labels[index]) for index in order
+        )
+        return Classification(text=text, categories=categories, text_pair=text_pair)
+
+
+def predict_main(
+    model_path: str | os.PathLike, texts: Sequence[str], top_k: int | None = None
+) -> list[Classification]:
+    """What `tf-tinybert predict MODEL TEXT...` runs: classify each text with the model.
+
+    Example:
+    ```python
+    results = predict_main("export/model.tflite", ["a gorgeous, witty film"], top_k=1)
+    print(format_classifications(results))
+    ```
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    return TextClassifier(model_path).classify(list(texts), top_k=top_k)
+
+
+def format_classifications(classifications: Sequence[Classification]) -> str:
+    """A plain-text report: each text, then one `label  score` line per category.
+
+    Example:
+    >>> result = Classification("fun", (Category(1, 0.875, "positive"),
+    ...                                 Category(0, 0.125, "negative")))
+    >>> print(format_classifications([result]))
+    fun
+      positive  0.8750
+      negative  0.1250
+    """
+    lines = []
+    for result in classifications:
+        lines.append(result.text if result.text_pair is None else
+                     f"{result.text} ||| {result.text_pair}")
+        width = max(len(category.category_name) for category in result.categories)
+        lines += [f"  {c.category_name:<{width}}  {c.score:.4f}" for c in result.categories]
+    return "\n".join(lines)
