@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/recipes/quickstart.yaml
 
-.PHONY: install demo test test-large lint bench clean
+.PHONY: install demo test test-large lint bench clean web-deps
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tf-tinybert run $(CONFIG)
 
-test: $(STAMP)
+# MediaPipe Tasks for Web, for the headless-Chromium test of export/web (skipped without npm).
+export/web/node_modules/.package-lock.json: export/web/package-lock.json
+	cd export/web && npm ci --no-audit --no-fund --loglevel=error
+
+web-deps:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory export/web/node_modules/.package-lock.json; \
+	else echo "npm not found: the export/web test will be skipped"; fi
+
+test: $(STAMP) web-deps
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q tests
 
 test-large: $(STAMP)
