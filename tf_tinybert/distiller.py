@@ -169,6 +169,7 @@ class Distiller(keras.Model):
         self.temperature = float(temperature)
         self.loss_weights = weights
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.optimizer.build(self._distilled_variables())
         names = [f"{name}_loss" for name in LOSS_NAMES if weights[name] > 0]
         self._trackers = {name: keras.metrics.Mean(name=name) for name in [*names, "loss"]}
         self._accuracy = None
@@ -283,9 +284,24 @@ class Distiller(keras.Model):
         return hidden if projection is None else projection(hidden)
 
     def _distilled_variables(self):
-        variables = list(self.student.trainable_variables)
-        for projection in (self.embedding_projection, self.hidden_projection):
-            if projection is not None:
+        """The variables this stage trains, known before the first step.
+
+        Stages without a prediction or hard loss leave the student's pooler and head
+        untouched; projections train only with the losses that use them. The optimizer is
+        built over exactly this list at `compile`, so a backup of its state restores into
+        the same slots.
+        """
+        weights = self.loss_weights
+        head_trains = weights["prediction"] > 0 or weights["hard"] > 0
+        backbone = self.student.backbone
+        frozen = set()
+        if not head_trains:
+            for layer in (backbone.pooled_dense, self.student.output_dense):
+                frozen.update(id(variable) for variable in layer.trainable_variables)
+        variables = [v for v in self.student.trainable_variables if id(v) not in frozen]
+        for projection, loss in ((self.embedding_projection, "embedding"),
+                                 (self.hidden_projection, "hidden")):
+            if projection is not None and weights[loss] > 0:
                 variables += projection.trainable_variables
         return variables
 

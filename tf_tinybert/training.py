@@ -89,6 +89,67 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, metrics=("accuracy",)) 
     return compute_metrics(list(metrics), predictions, labels)
 
 
+def compile_on_labels(model, total_steps: int, learning_rate: float = 5e-5, warmup: float = 0.1,
+                      weight_decay: float = 0.01, jit_compile: bool = False) -> None:
+    """Compile a classifier for training on labels: AdamW with warm-up and linear decay,
+    cross-entropy on logits (MSE for regression, `num_classes == 1`), accuracy.
+
+    Example:
+    ```python
+    compile_on_labels(student, total_steps=3 * steps_in(train_ds), learning_rate=1e-4)
+    ```
+    """
+    regression = model.num_classes == 1
+    model.compile(
+        optimizer=adamw(learning_rate, max(1, int(total_steps)), warmup, weight_decay),
+        loss=(keras.losses.MeanSquaredError() if regression
+              else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+        metrics=[] if regression else [keras.metrics.SparseCategoricalAccuracy("accuracy")],
+        jit_compile=jit_compile,
+    )
+
+
+def fit_stage(
+    model,
+    train_data: tf.data.Dataset,
+    epochs: int,
+    folder,
+    stage: str,
+    training=None,
+    validation_data: tf.data.Dataset | None = None,
+    metrics=("accuracy",),
+    keep_best_of=None,
+    verbose="auto",
+) -> keras.callbacks.History:
+    """Fit a compiled model as one resumable stage of a run kept in `folder`.
+
+    Backs up every `training.checkpoint_every_steps` steps under `folder/backup/<stage>` and
+    resumes from there when run again after a crash (`tf_tinybert.resume.fit_resumable`); stops
+    on a NaN loss naming the step; logs CSV and TensorBoard under `folder/logs`; with
+    `validation_data`, keeps the best model by the first of `metrics` at
+    `folder/best_<stage>.keras` (`keep_best_of(model)` picks what to save, e.g. the student of
+    a Distiller).
+
+    Example:
+    ```python
+    compile_on_labels(student, total_steps=2 * steps_in(train_ds))
+    fit_stage(student, train_ds, 2, "runs/x", "baseline", validation_data=dev_ds)
+    ```
+    """
+    import pathlib
+
+    from tf_tinybert.callbacks import stage_callbacks
+    from tf_tinybert.resume import fit_resumable
+
+    folder = pathlib.Path(folder)
+    every = None if training is None else training.checkpoint_every_steps
+    callbacks = stage_callbacks(folder, stage, training, dev_data=validation_data,
+                                metrics=tuple(metrics), target=keep_best_of)
+    return fit_resumable(model, train_data, epochs=epochs, backup_dir=folder / "backup" / stage,
+                         checkpoint_every=every, validation_data=validation_data,
+                         callbacks=callbacks, verbose=verbose)
+
+
 def train_on_labels(
     model,
     train_data: tf.data.Dataset,
@@ -97,15 +158,11 @@ def train_on_labels(
     learning_rate: float = 5e-5,
     warmup: float = 0.1,
     weight_decay: float = 0.01,
-    steps_per_epoch: int | None = None,
     callbacks=(),
     jit_compile: bool = False,
     verbose="auto",
 ) -> keras.callbacks.History:
-    """Train a classifier on its labels alone (cross-entropy, or MSE for regression).
-
-    This is the label-only baseline the recipe compares distillation with, and the teacher's
-    fine-tuning step.
+    """Train a classifier on its labels alone with a plain `fit` (see `compile_on_labels`).
 
     Example:
     ```python
@@ -114,14 +171,7 @@ def train_on_labels(
     """
     if epochs < 1:
         raise ValueError(f"Expected `epochs` >= 1. Received: epochs={epochs}")
-    per_epoch = steps_per_epoch or steps_in(train_data)
-    regression = model.num_classes == 1
-    model.compile(
-        optimizer=adamw(learning_rate, max(1, epochs * per_epoch), warmup, weight_decay),
-        loss=(keras.losses.MeanSquaredError() if regression
-              else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-        metrics=[] if regression else [keras.metrics.SparseCategoricalAccuracy("accuracy")],
-        jit_compile=jit_compile,
-    )
+    compile_on_labels(model, epochs * steps_in(train_data), learning_rate, warmup, weight_decay,
+                      jit_compile)
     return model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                     steps_per_epoch=steps_per_epoch, callbacks=list(callbacks), verbose=verbose)
+                     callbacks=list(callbacks), verbose=verbose)
