@@ -1,0 +1,298 @@
+"""YAML recipes into frozen dataclasses: every shipped config loads, and bad input fails early,
+naming the file, line and key."""
+
+import dataclasses
+import pathlib
+import textwrap
+
+import pytest
+
+from tf_tinybert import config as cfg
+from tf_tinybert.metrics import TASK_METRICS
+from tf_tinybert.models import STUDENT_PRESETS
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+KINDS = {"recipes": cfg.RecipeConfig, "tasks": cfg.TaskConfig, "students": cfg.StudentConfig}
+
+MINIMAL = """\
+name: tiny
+task: sst2
+student: bert_4l_128h
+teacher:
+  source: minilm-l6-offline
+"""
+
+
+def write(tmp_path, text, name="recipe.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def recipe(tmp_path, extra=""):
+    return cfg.load_recipe(write(tmp_path, MINIMAL + textwrap.dedent(extra)))
+
+
+@pytest.mark.parametrize(
+    "path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_shipped_config_loads(path):
+    loaded = cfg.load_config(KINDS[path.parent.name], path)
+    assert dataclasses.is_dataclass(loaded)
+    assert loaded.name == path.stem
+
+
+def test_each_kind_of_config_is_shipped():
+    for kind in KINDS:
+        assert list((CONFIGS / kind).glob("*.yaml")), kind
+
+
+@pytest.mark.parametrize("name", sorted(STUDENT_PRESETS))
+def test_student_configs_match_the_model_presets(name):
+    assert cfg.load_student(name).backbone_config() == {**STUDENT_PRESETS[name], "dropout": 0.1}
+
+
+@pytest.mark.parametrize("name", ["sst2", "mrpc", "cola", "stsb", "qqp", "mnli", "qnli", "rte"])
+def test_task_configs_report_the_glue_metrics(name):
+    task = cfg.load_task(name)
+    assert task.metrics == TASK_METRICS[name]
+    assert task.tfds is not None and task.tfds.name == f"glue/{name}"
+    assert task.is_pair == (name not in ("sst2", "cola"))
+
+
+def test_task_shapes():
+    assert cfg.load_task("mnli").num_classes == 3
+    assert cfg.load_task("mnli").files.dev == "dev_matched.tsv"
+    assert cfg.load_task("mnli").tfds.dev_split == "validation_matched"
+    stsb = cfg.load_task("stsb")
+    assert (stsb.task_type, stsb.num_classes, stsb.primary_metric) == ("regression", 1, "pearson")
+    cola = cfg.load_task("cola")
+    assert not cola.files.header and cola.files.column_names[3] == "sentence"
+
+
+def test_quickstart_resolves_task_student_and_defaults():
+    config = cfg.load_recipe(CONFIGS / "recipes" / "quickstart.yaml")
+    assert config.task.name == "sst2" and config.student.hidden_dim == 312
+    assert config.teacher.source == "minilm-l6-offline"
+    assert config.run_dir == str(pathlib.Path("runs") / "quickstart")
+    assert set(config.export.modes) >= {"dynamic", "int8"}
+    assert config.data.train_subset and config.data.train_subset < 67349
+
+
+def test_full_recipe_uses_all_training_rows():
+    config = cfg.load_recipe(CONFIGS / "recipes" / "sst2_tinybert4.yaml")
+    assert config.data.train_subset is None and config.student.name == "tinybert_4l_312h"
+
+
+def test_configs_are_frozen(tmp_path):
+    config = recipe(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.distill.intermediate.epochs = 1
+
+
+def test_nested_defaults_fill_in(tmp_path):
+    config = recipe(tmp_path)
+    assert config.distill.intermediate == cfg.IntermediateStageConfig()
+    assert config.distill.intermediate.layer_map == "uniform"
+    assert config.training.strategy == "default"
+
+
+def test_unknown_key_names_file_line_key_suggestion_and_valid_keys(tmp_path):
+    path = write(tmp_path, MINIMAL + "distill:\n  intermediat:\n    epochs: 3\n")
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_recipe(path)
+    message = str(caught.value)
+    assert str(path) in message and "line 7" in message
+    assert "'distill.intermediat'" in message
+    assert "Did you mean 'intermediate'?" in message
+    assert "general, intermediate, prediction" in message
+    assert caught.value.key == "distill.intermediat" and caught.value.line == 7
+
+
+def test_unknown_top_level_key(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"unknown key 'sed'\. Did you mean 'seed'\?"):
+        recipe(tmp_path, "sed: 3\n")
+
+
+def test_wrong_type_names_expected_and_received(tmp_path):
+    with pytest.raises(cfg.ConfigError) as caught:
+        recipe(tmp_path, "distill:\n  prediction:\n    epochs: three\n")
+    assert "key 'distill.prediction.epochs'" in str(caught.value)
+    assert "expected int. Received: str 'three'" in str(caught.value)
+
+
+def test_bool_is_not_an_int(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="expected int. Received: bool True"):
+        recipe(tmp_path, "seed: true\n")
+
+
+def test_list_where_a_mapping_belongs(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"expected mapping \(ExportConfig\)"):
+        recipe(tmp_path, "export: [int8]\n")
+
+
+def test_yaml_1_1_exponent_strings_read_as_floats(tmp_path):
+    # PyYAML reads `3e-5` (no dot) as a string; float fields accept it.
+    config = recipe(tmp_path, "distill:\n  prediction:\n    learning_rate: 3e-5\n")
+    assert config.distill.prediction.learning_rate == pytest.approx(3e-5)
+
+
+def test_lists_become_tuples_and_items_are_checked(tmp_path):
+    config = recipe(tmp_path, "export:\n  modes: [fp32, int8]\n")
+    assert config.export.modes == ("fp32", "int8")
+    with pytest.raises(cfg.ConfigError) as caught:
+        recipe(tmp_path, "export:\n  modes: [fp32, int4]\n")
+    assert "key 'export.modes[1]'" in str(caught.value) and "line 7" in str(caught.value)
+    assert "'int4'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("teacher:\n  source: minilm-l6-offline\n  finetune:\n    warmup: 1.5\n",
+         "teacher.finetune.warmup"),
+        ("distill:\n  intermediate:\n    batch_size: 0\n", "distill.intermediate.batch_size"),
+        ("distill:\n  prediction:\n    temperature: -1.0\n", "distill.prediction.temperature"),
+        ("distill:\n  intermediate:\n    layer_map: middle\n", "distill.intermediate.layer_map"),
+        ("augment:\n  p: 1.5\n", "augment.p"),
+        ("training:\n  strategy: cluster\n", "training.strategy"),
+        ("data:\n  train_subset: 0\n", "data.train_subset"),
+        ("distill:\n  general:\n    enabled: true\n", "distill.general.corpus"),
+    ],
+)
+def test_ranges_are_checked_with_the_key_named(tmp_path, extra, key):
+    text = MINIMAL.replace("teacher:\n  source: minilm-l6-offline\n", "") if extra.startswith(
+        "teacher") else MINIMAL
+    path = write(tmp_path, text + extra)
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_recipe(path)
+    assert caught.value.key == key
+    assert str(path) in str(caught.value)
+
+
+def test_explicit_layer_map_list(tmp_path):
+    config = recipe(tmp_path, "distill:\n  intermediate:\n    layer_map: [2, 4, 5, 6]\n")
+    assert config.distill.intermediate.layer_map == (2, 4, 5, 6)
+
+
+def test_dataclass_checks_also_apply_in_python():
+    with pytest.raises(cfg.ConfigError, match="'num_heads'.*divisor of hidden_dim"):
+        cfg.StudentConfig("s", num_layers=2, hidden_dim=10, num_heads=3, intermediate_dim=8)
+    with pytest.raises(cfg.ConfigError, match="'labels'"):
+        cfg.TaskConfig("t", task_type="regression", labels=("a", "b"), metrics=("pearson",))
+    with pytest.raises(cfg.ConfigError, match=r"'metrics\[0\]'"):
+        cfg.TaskConfig("t", labels=("a", "b"), metrics=("pearson",))
+    with pytest.raises(cfg.ConfigError, match="'files.label_values'"):
+        cfg.TaskConfig("t", labels=("a", "b"), files=cfg.FilesConfig(label_values=("0",)))
+
+
+def test_missing_recipe_file_is_named(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(cfg.ConfigError, match="config file not found.*nope.yaml"):
+        cfg.load_recipe(missing)
+
+
+def test_missing_referenced_task_names_reference_paths_and_suggestion(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("task: sst2", "task: sst3"))
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_recipe(path)
+    message = str(caught.value)
+    assert "key 'task'" in message and "line 2" in message
+    assert "sst3.yaml" in message and "Did you mean 'sst2'?" in message
+
+
+def test_missing_required_key(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"missing required key\(s\) \['teacher'\]"):
+        cfg.load_recipe(write(tmp_path, "name: x\ntask: sst2\nstudent: bert_4l_128h\n"))
+
+
+def test_reference_with_from_replaces_listed_keys(tmp_path):
+    path = write(tmp_path, MINIMAL.replace(
+        "student: bert_4l_128h", "student: {from: tinybert_4l_312h, dropout: 0.0}"))
+    student = cfg.load_recipe(path).student
+    assert (student.hidden_dim, student.dropout) == (312, 0.0)
+
+
+def test_local_task_file_beside_the_recipe_wins(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    write(tmp_path / "tasks", "name: sst2\nlabels: [neg, pos]\n", "sst2.yaml")
+    (tmp_path / "recipes").mkdir()
+    path = write(tmp_path / "recipes", MINIMAL)
+    assert cfg.load_recipe(path).task.labels == ("neg", "pos")
+
+
+def test_errors_inside_a_referenced_file_name_that_file(tmp_path):
+    (tmp_path / "students").mkdir()
+    bad = write(tmp_path / "students", "name: s\nnum_layers: 2\nhidden_dim: 8\nnum_head: 2\n"
+                "intermediate_dim: 8\n", "broken.yaml")
+    path = write(tmp_path, MINIMAL.replace("bert_4l_128h", "broken"))
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_recipe(path)
+    assert caught.value.file == str(bad) and caught.value.line == 4
+    assert "Did you mean 'num_heads'?" in str(caught.value)
+
+
+def test_overrides_set_nested_values_parsed_as_yaml(tmp_path):
+    config = cfg.apply_overrides(recipe(tmp_path), [
+        "distill.intermediate.epochs=3",
+        "distill.prediction.learning_rate=2e-5",
+        "export.modes=[fp16, int8]",
+        "data.train_subset=null",
+        "student=tinybert_6l_768h",
+    ])
+    assert config.distill.intermediate.epochs == 3
+    assert config.distill.prediction.learning_rate == pytest.approx(2e-5)
+    assert config.export.modes == ("fp16", "int8")
+    assert config.data.train_subset is None
+    assert config.student.hidden_dim == 768
+
+
+def test_load_recipe_applies_overrides(tmp_path):
+    config = cfg.load_recipe(write(tmp_path, MINIMAL), ["seed=7", "training.xla=true"])
+    assert (config.seed, config.training.xla) == (7, True)
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("distill.intermediate.epochs=abc", r"--set distill.intermediate.epochs=abc: "
+                                            r"key 'distill.intermediate.epochs': expected int"),
+        ("distill.intermediat.epochs=3", r"Did you mean 'intermediate'\?"),
+        ("seed.value=1", r"'seed' is a value, not a section"),
+        ("no_equals_sign", r"expected KEY=VALUE"),
+        ("export.min_agreement=2", r"'export.min_agreement': expected a number in \[0, 1\]"),
+    ],
+)
+def test_bad_overrides_are_named(tmp_path, override, pattern):
+    with pytest.raises(cfg.ConfigError, match=pattern):
+        cfg.apply_overrides(recipe(tmp_path), [override])
+
+
+def test_overrides_leave_the_original_untouched(tmp_path):
+    config = recipe(tmp_path)
+    cfg.apply_overrides(config, ["seed=5"])
+    assert config.seed == 0
+
+
+def test_save_config_round_trips(tmp_path):
+    config = cfg.apply_overrides(recipe(tmp_path), ["export.modes=[int8]", "seed=3"])
+    saved = tmp_path / "run" / "config.yaml"
+    saved.parent.mkdir()
+    cfg.save_config(config, saved)
+    assert cfg.load_config(cfg.RecipeConfig, saved) == config
+    assert [p.name for p in saved.parent.iterdir()] == ["config.yaml"]  # no temporary left
+
+
+def test_missing_teacher_path_is_named_before_anything_runs(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("minilm-l6-offline", "runs/none/teacher.keras"))
+    with pytest.raises(cfg.ConfigError, match=r"key 'teacher.source'.*not found"):
+        cfg.load_recipe(path)
+
+
+def test_invalid_yaml_is_named(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="not valid YAML"):
+        cfg.load_recipe(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(cfg.ConfigError, ValueError)
