@@ -1,0 +1,119 @@
+"""cache_teacher: store the teacher's logits in every record, so the prediction stage skips it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from tf_tinybert.data import features
+from tf_tinybert.data.load import check_compatible
+from tf_tinybert.data.manifest import (
+    Manifest,
+    read_manifest,
+    read_tokenizer,
+    write_manifest,
+    write_vocabulary,
+)
+from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
+
+__all__ = ["cache_teacher"]
+
+_INPUTS = (features.TOKEN_IDS, features.SEGMENT_IDS, features.PADDING_MASK)
+
+
+def _resolve_teacher(teacher):
+    if isinstance(teacher, (str, os.PathLike)):
+        path = os.fspath(teacher)
+        if not path.endswith(".keras"):
+            raise ValueError(
+                f"{path}: expected a fine-tuned classifier saved as a .keras file (or the model "
+                "itself); a backbone or preset has no classification head to cache."
+            )
+        return keras.saving.load_model(path), path
+    if not isinstance(teacher, keras.Model):
+        raise ValueError(f"Expected `teacher` to be a keras Model or a .keras path. Received: {type(teacher).__name__}")
+    return teacher, teacher.name
+
+
+def cache_teacher(
+    data_dir: str | os.PathLike,
+    teacher,
+    output_dir: str | os.PathLike,
+    batch_size: int = 64,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> Manifest:
+    """Copies a prepared directory, adding the teacher's logits to every record.
+
+    `load` then yields them as `features["teacher_logits"]` (float32 [B, C]), and the
+    Distiller's prediction stage uses them instead of running the teacher. Shards, row
+    order and everything else are kept; the manifest records `teacher_logits`.
+
+    Args:
+        data_dir: a prepared directory.
+        teacher: the fine-tuned teacher classifier (token-id inputs) or its `.keras` file.
+        output_dir: the directory to write (not `data_dir`).
+        batch_size: rows per teacher call.
+        overwrite: replace a data set already in `output_dir`.
+        verbose: 1 shows a progress bar.
+
+    Returns:
+        The output `Manifest`.
+
+    Example:
+    ```python
+    import tf_tinybert as tt
+
+    tt.data.cache_teacher("runs/sst2_aug", teacher, "runs/sst2_aug_cached")
+    dataset = tt.data.load("runs/sst2_aug_cached")   # features carry "teacher_logits"
+    ```
+    """
+    manifest = read_manifest(data_dir)
+    paths = shard_paths(data_dir, manifest)
+    teacher, name = _resolve_teacher(teacher)
+    check_compatible(manifest, model=teacher, where=os.fspath(data_dir))
+    spec = features.parse_spec("unlabeled")
+    pad_id = manifest.tokenizer.get("pad_token_id", 0)
+
+    @tf.function(reduce_retracing=True)
+    def logits_of(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        inputs = {}
+        for key in (features.TOKEN_IDS, features.SEGMENT_IDS):
+            inputs[key] = tf.cast(tf.RaggedTensor.from_sparse(parsed[key]), tf.int32)
+        inputs[features.PADDING_MASK] = tf.ones_like(inputs[features.TOKEN_IDS])
+        inputs = {
+            key: value.to_tensor(default_value=pad_id if key == features.TOKEN_IDS else 0)
+            for key, value in inputs.items()
+        }
+        return tf.cast(teacher({key: inputs[key] for key in _INPUTS}, training=False), tf.float32)
+
+    directory = claim_output_dir(output_dir, overwrite, inputs=[data_dir])
+    writer = ShardWriter(directory, shard_size=max(shard.examples for shard in manifest.shards))
+    progress = keras.utils.Progbar(manifest.num_examples, verbose=verbose, unit_name="row")
+    done, num_classes = 0, None
+    try:
+        for path in paths:
+            for batch in read_records(path, batch_size):
+                logits = logits_of(tf.constant(batch)).numpy()
+                num_classes = logits.shape[-1]
+                for record, row in zip(batch, logits):
+                    writer.write(features.add_teacher_logits(record, row.tolist()))
+                done += len(batch)
+                progress.update(done)
+            writer.close()  # one output shard per input shard
+        result = dataclasses.replace(
+            manifest,
+            shards=tuple(writer.close()),
+            source={**manifest.source, "cached_from": os.path.abspath(os.fspath(data_dir))},
+            teacher_logits={"num_classes": int(num_classes), "teacher": name},
+        )
+        write_vocabulary(directory, read_tokenizer(data_dir))
+        write_manifest(directory, result)
+    except BaseException:
+        writer.abort()
+        raise
+    return result
