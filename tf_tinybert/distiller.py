@@ -108,6 +108,8 @@ class Distiller(keras.Model):
         self.hidden_projection = self._projection(
             "hidden_projection", student_backbone, teacher_backbone
         )
+        # Every part is built here; the Distiller itself is never called on a whole batch.
+        self.built = True
         self.stage = None
         self.loss_weights = None
         self.temperature = None

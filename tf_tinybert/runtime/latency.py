@@ -21,15 +21,19 @@ def measure_latency(model_path: str | os.PathLike, num_threads: int = 1, runs: i
                     warmup: int = 3, seed: int = 0) -> float:
     """Median wall-clock milliseconds of one invocation at the model's fixed input length.
 
-    Inputs are random token ids with every position real (the worst case for a fixed-length
-    export). `warmup` untimed runs come first.
+    Inputs are random ids from the model's vocabulary (its metadata or the vocab.txt beside
+    it) with every position real (the cost is the same for any text at a fixed length).
+    `warmup` untimed runs come first.
     """
     from ai_edge_litert.interpreter import Interpreter
+
+    from tf_tinybert.runtime.model_files import load_vocabulary, read_model_bytes
 
     if runs < 1:
         raise ValueError(f"Expected `runs` >= 1. Received: runs={runs}")
     interpreter = Interpreter(model_path=os.fspath(model_path), num_threads=num_threads)
     interpreter.allocate_tensors()
+    vocabulary, _ = load_vocabulary(model_path, read_model_bytes(model_path))
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
         shape = detail["shape"]
@@ -38,7 +42,7 @@ def measure_latency(model_path: str | os.PathLike, num_threads: int = 1, runs: i
         elif "type" in detail["name"]:
             value = np.zeros(shape, dtype=detail["dtype"])
         else:
-            value = rng.integers(1000, 2000, size=shape).astype(detail["dtype"])
+            value = rng.integers(0, len(vocabulary), size=shape).astype(detail["dtype"])
         interpreter.set_tensor(detail["index"], value)
     timings = []
     for index in range(warmup + runs):

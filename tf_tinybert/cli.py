@@ -1,0 +1,376 @@
+"""`tf-tinybert`: argparse sub-commands that call the library's functions and nothing else.
+
+Run `tf-tinybert --help`, or `tf-tinybert COMMAND --help` for a command's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, default=3, help="passes over the data (default 3)")
+    group.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
+    group.add_argument("--learning-rate", type=float, default=5e-5,
+                       help="peak AdamW learning rate, linear warm-up then decay (default 5e-5)")
+    group.add_argument("--warmup", type=float, default=0.1,
+                       help="fraction of steps spent warming up (default 0.1)")
+    group.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling")
+    group.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"),
+                       default="default", help="tf.distribute strategy (default: one device)")
+    group.add_argument("--mixed-precision", action="store_true",
+                       help="train in mixed_float16 (mixed_bfloat16 on TPU)")
+    group.add_argument("--xla", action="store_true", help="compile train steps with XLA")
+    group.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",
+                       help="back up every N steps so a killed run resumes (default 200)")
+    group.add_argument("--logs", default=None, metavar="DIR",
+                       help="folder for backups, TensorBoard and CSV logs "
+                            "(default: beside --output)")
+
+
+def _set_numerics(args) -> None:
+    """Global settings belong to the program, not the library: set them here only."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        policy = "mixed_bfloat16" if args.strategy == "tpu" else "mixed_float16"
+        keras.config.set_dtype_policy(policy)
+
+
+def _training_config(args):
+    from tf_tinybert.config import TrainingConfig
+
+    return TrainingConfig(checkpoint_every_steps=args.checkpoint_every, strategy=args.strategy,
+                          mixed_precision=args.mixed_precision, xla=args.xla)
+
+
+def _logs_dir(args) -> str:
+    return args.logs or os.path.join(os.path.dirname(os.path.abspath(args.output)),
+                                     f"{os.path.basename(args.output)}.logs")
+
+
+def _save(model, path: str) -> None:
+    import pathlib
+
+    from tf_tinybert.recipe import save_model
+
+    save_model(model, pathlib.Path(path))
+    print(f"saved {path}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_prepare(args) -> int:
+    from tf_tinybert.data import prepare
+    from tf_tinybert.teachers import resolve_source
+
+    manifest = prepare(
+        input=args.input, tokenizer=resolve_source(args.tokenizer), output=args.output, format=args.format,
+        text_column=args.text_column, text_pair_column=args.text_pair_column,
+        label_column=args.label_column, labels=_split_list(args.labels), task=args.task,
+        max_sequence_length=args.max_sequence_length, shard_size=args.shard_size,
+        unlabeled=args.unlabeled, skip_bad_rows=args.skip_bad_rows, overwrite=args.overwrite,
+        split=args.split,
+    )
+    print(f"wrote {manifest.num_examples} examples to {args.output}")
+    return 0
+
+
+def cmd_augment(args) -> int:
+    from tf_tinybert.data import augment
+    from tf_tinybert.teachers import load_teacher
+
+    manifest = augment(args.input, args.output, teacher=load_teacher(args.teacher), copies=args.copies,
+                       p=args.p, candidates=args.candidates, seed=args.seed,
+                       overwrite=args.overwrite)
+    print(f"wrote {manifest.num_examples} examples to {args.output}")
+    return 0
+
+
+def cmd_cache_teacher(args) -> int:
+    from tf_tinybert.data import cache_teacher
+    from tf_tinybert.teachers import load_teacher
+
+    teacher = load_teacher(args.teacher)
+    manifest = cache_teacher(args.data, teacher, args.output, batch_size=args.batch_size,
+                             overwrite=args.overwrite)
+    print(f"wrote teacher logits for {manifest.num_examples} examples to {args.output}")
+    return 0
+
+
+def _labeled_data(args, batch_size):
+    from tf_tinybert.data import load, read_manifest
+
+    manifest = read_manifest(args.train)
+    train = load(args.train, batch_size=batch_size, seed=args.seed)
+    dev = load(args.dev, batch_size=64, shuffle=False) if args.dev else None
+    return manifest, train, dev
+
+
+def cmd_finetune_teacher(args) -> int:
+    from tf_tinybert.teachers import load_teacher
+    from tf_tinybert.training import compile_on_labels, fit_stage, make_strategy, steps_in
+
+    _set_numerics(args)
+    manifest, train, dev = _labeled_data(args, args.batch_size)
+    with make_strategy(args.strategy).scope():
+        teacher = load_teacher(args.teacher, num_classes=manifest.num_classes)
+        compile_on_labels(teacher, args.epochs * steps_in(train), args.learning_rate,
+                          args.warmup, jit_compile=args.xla)
+    fit_stage(teacher, train, args.epochs, _logs_dir(args), "teacher", _training_config(args),
+              validation_data=dev)
+    _save(teacher, args.output)
+    return 0
+
+
+def _student_for(args, teacher, num_classes):
+    import keras
+
+    from tf_tinybert.models import STUDENT_PRESETS, build_student
+
+    if args.student.endswith(".keras"):
+        return keras.saving.load_model(args.student, compile=False)
+    if args.student in STUDENT_PRESETS:
+        return build_student(args.student, num_classes=num_classes,
+                             vocabulary_size=teacher.backbone.vocabulary_size,
+                             max_sequence_length=args.max_sequence_length)
+    from tf_tinybert.config import load_student
+
+    config = load_student(args.student)
+    return build_student(config.backbone_config(), num_classes=num_classes,
+                         vocabulary_size=teacher.backbone.vocabulary_size,
+                         max_sequence_length=args.max_sequence_length)
+
+
+def cmd_distill(args) -> int:
+    from tf_tinybert.data import load
+    from tf_tinybert.distiller import Distiller
+    from tf_tinybert.optimizers import adamw
+    from tf_tinybert.teachers import load_teacher
+    from tf_tinybert.training import fit_stage, make_strategy, steps_in
+
+    _set_numerics(args)
+    train = load(args.train, batch_size=args.batch_size, seed=args.seed)
+    dev = load(args.dev, batch_size=64, shuffle=False) if args.dev else None
+    if args.stage == "general":
+        dev = None
+    layer_map = args.layer_map
+    if layer_map not in ("uniform", "last"):
+        layer_map = [int(item) for item in _split_list(layer_map)]
+    with make_strategy(args.strategy).scope():
+        teacher = load_teacher(args.teacher)
+        student = _student_for(args, teacher, teacher.num_classes)
+        distiller = Distiller(teacher=teacher, student=student, layer_map=layer_map)
+        loss_weights = {"hard": args.hard_label_weight} if args.stage == "prediction" else None
+        distiller.compile(
+            optimizer=adamw(args.learning_rate, max(1, args.epochs * steps_in(train)),
+                            args.warmup),
+            stage=args.stage, temperature=args.temperature, loss_weights=loss_weights,
+            jit_compile=args.xla)
+    fit_stage(distiller, train, args.epochs, _logs_dir(args), args.stage, _training_config(args),
+              validation_data=dev, keep_best_of=lambda model: model.student)
+    _save(distiller.student, args.output)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tf_tinybert.data import load, read_manifest
+    from tf_tinybert.metrics import task_metrics
+
+    manifest = read_manifest(args.data)
+    metrics = _split_list(args.metrics) or (task_metrics(args.task) if args.task else
+                                             (["pearson", "spearman"] if manifest.num_classes == 1
+                                              else ["accuracy"]))
+    if args.model.endswith(".tflite"):
+        from tf_tinybert.export import evaluate_tflite
+
+        scores = evaluate_tflite(args.model, args.data, metrics=metrics)
+    else:
+        import keras
+
+        from tf_tinybert.training import evaluate_classifier
+
+        model = keras.saving.load_model(args.model, compile=False)
+        scores = evaluate_classifier(model, load(args.data, batch_size=64, shuffle=False),
+                                     metrics)
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import keras
+
+    from tf_tinybert.export import export_classifier
+    from tf_tinybert.teachers import resolve_source
+
+    model = keras.saving.load_model(args.model, compile=False)
+    report = export_classifier(
+        model, resolve_source(args.tokenizer), args.output, quantization=args.quantization,
+        sequence_length=args.sequence_length, representative_data=args.representative_data,
+        labels=_split_list(args.labels), overwrite=args.overwrite,
+        min_agreement=args.min_agreement, eval_data=args.eval_data, int8_io=args.int8_io,
+    )
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from tf_tinybert.runtime import format_classifications, predict_main
+
+    print(format_classifications(predict_main(args.model, args.texts, top_k=args.top_k)))
+    return 0
+
+
+def cmd_run(args) -> int:
+    import keras
+
+    from tf_tinybert.config import load_recipe
+
+    config = load_recipe(args.config, overrides=args.set or ())
+    keras.utils.set_random_seed(config.seed)
+    if config.training.mixed_precision:
+        policy = "mixed_bfloat16" if config.training.strategy == "tpu" else "mixed_float16"
+        keras.config.set_dtype_policy(policy)
+    from tf_tinybert.recipe import run_recipe
+
+    run_recipe(config, verbose=0 if args.quiet else 1)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf-tinybert",
+        description="TinyBERT distillation of keras-hub BERT classifiers, exported to TFLite.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("prepare", help="text (TSV/CSV/JSONL/tfds/corpus) -> TFRecords")
+    p.add_argument("--input", required=True, help="a .tsv/.csv/.jsonl/.txt file or a tfds name "
+                                                  "such as glue/sst2")
+    p.add_argument("--tokenizer", required=True,
+                   help="keras-hub preset name, keras-hub preset folder or Hugging Face folder")
+    p.add_argument("--output", required=True, help="folder to write shards and manifest.json to")
+    p.add_argument("--format", choices=("tsv", "csv", "jsonl", "text", "tfds"), default=None,
+                   help="input format (default: from the extension)")
+    p.add_argument("--text-column", default=None, help="column of the text (default sentence)")
+    p.add_argument("--text-pair-column", default=None, help="column of the second text")
+    p.add_argument("--label-column", default="label", help="column of the label")
+    p.add_argument("--labels", default=None, help="class names in id order, e.g. 0,1")
+    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument("--max-sequence-length", type=int, default=128)
+    p.add_argument("--shard-size", type=int, default=10000, help="records per shard")
+    p.add_argument("--unlabeled", action="store_true", help="no labels (general distillation)")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="skip malformed rows (counted and listed in the manifest)")
+    p.add_argument("--split", default="train", help="tfds split (default train)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_prepare)
+
+    p = commands.add_parser("augment", help="TinyBERT data augmentation of a prepared folder")
+    p.add_argument("--input", required=True, help="prepared folder to augment")
+    p.add_argument("--output", required=True, help="folder for the augmented data")
+    p.add_argument("--teacher", required=True, help="teacher source (preset, folder, .keras)")
+    p.add_argument("--copies", type=int, default=20, help="augmented copies per example (20)")
+    p.add_argument("--p", type=float, default=0.4, help="word replacement probability (0.4)")
+    p.add_argument("--candidates", type=int, default=15, help="candidates per word (15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_augment)
+
+    p = commands.add_parser("cache-teacher", help="store the teacher's logits in the records")
+    p.add_argument("--data", required=True, help="prepared folder")
+    p.add_argument("--teacher", required=True, help="fine-tuned teacher (.keras or folder)")
+    p.add_argument("--output", required=True, help="folder for the records with logits")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_cache_teacher)
+
+    p = commands.add_parser("finetune-teacher", help="fine-tune a BERT teacher on a task")
+    p.add_argument("--teacher", required=True,
+                   help="keras-hub preset, preset folder, Hugging Face folder or .keras")
+    p.add_argument("--train", required=True, help="prepared training folder")
+    p.add_argument("--dev", default=None, help="prepared dev folder")
+    p.add_argument("--output", required=True, help="where to save the teacher (.keras)")
+    _add_training_flags(p)
+    p.set_defaults(func=cmd_finetune_teacher)
+
+    p = commands.add_parser("distill", help="one TinyBERT distillation stage")
+    p.add_argument("--stage", required=True, choices=("general", "intermediate", "prediction"))
+    p.add_argument("--teacher", required=True, help="fine-tuned teacher (.keras or folder)")
+    p.add_argument("--student", required=True,
+                   help="student preset, students/*.yaml name or a .keras student to continue")
+    p.add_argument("--train", required=True, help="prepared training folder (unlabeled for "
+                                                  "general)")
+    p.add_argument("--dev", default=None, help="prepared dev folder")
+    p.add_argument("--output", required=True, help="where to save the student (.keras)")
+    p.add_argument("--layer-map", default="uniform",
+                   help="uniform, last, or teacher layers such as 3,6,9,12")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--hard-label-weight", type=float, default=0.0,
+                   help="weight of the hard-label loss in the prediction stage")
+    p.add_argument("--max-sequence-length", type=int, default=128)
+    _add_training_flags(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = commands.add_parser("evaluate", help="task metrics of a .keras or .tflite model")
+    p.add_argument("--model", required=True, help=".keras classifier or .tflite export")
+    p.add_argument("--data", required=True, help="prepared labeled folder")
+    p.add_argument("--task", default=None, help="GLUE task name for its metrics, e.g. mrpc")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("export", help="TFLite export with quantisation and metadata")
+    p.add_argument("--model", required=True, help="student .keras file")
+    p.add_argument("--tokenizer", required=True, help="tokenizer preset or folder")
+    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument("--quantization", choices=("fp32", "fp16", "dynamic", "int8"), default="fp32")
+    p.add_argument("--sequence-length", type=int, default=128)
+    p.add_argument("--representative-data", default=None,
+                   help="prepared folder to calibrate int8 with")
+    p.add_argument("--eval-data", default=None, help="prepared labeled folder for the checks")
+    p.add_argument("--labels", default=None, help="label names, e.g. negative,positive")
+    p.add_argument("--min-agreement", type=float, default=0.9,
+                   help="fail when top-1 agreement with Keras is lower (default 0.9)")
+    p.add_argument("--int8-io", action="store_true", help="int8 output tensor (int8 mode)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("predict", help="classify texts with an exported .tflite model")
+    p.add_argument("model", help="model.tflite")
+    p.add_argument("texts", nargs="+", help="texts to classify")
+    p.add_argument("--top-k", type=int, default=None, help="labels to show per text")
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("run", help="the whole recipe from a YAML config")
+    p.add_argument("config", help="recipe YAML, e.g. configs/recipes/quickstart.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set distill.intermediate.epochs=3")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tf-tinybert` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"tf-tinybert {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

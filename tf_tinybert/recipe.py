@@ -1,0 +1,482 @@
+"""The end-to-end TinyBERT recipe that `tf-tinybert run CONFIG.yaml` executes, stage by stage.
+
+Stages, in order: data, teacher, augment, cache_teacher, general, intermediate, prediction,
+baseline, export, report. Each stage leaves its result in the run folder (prepared data,
+`teacher.keras`, `student_intermediate.keras`, `student.keras`, `baseline.keras`, exports)
+before the next one starts. Running the same command again skips the stages whose results
+exist, and a stage that was killed mid-training resumes from its last backup (Keras
+`BackupAndRestore`), so a crash loses at most `training.checkpoint_every_steps` steps.
+`report.json` is rewritten after every stage.
+
+Example:
+```python
+from tf_tinybert.config import load_recipe
+from tf_tinybert.recipe import run_recipe
+
+report = run_recipe(load_recipe("configs/recipes/quickstart.yaml"))
+report["student"]["accuracy"]
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import random
+import shutil
+import time
+
+import keras
+
+from tf_tinybert import data as tt_data
+from tf_tinybert.atomic import atomic_path, write_bytes
+from tf_tinybert.config import RecipeConfig, save_config
+from tf_tinybert.distiller import Distiller
+from tf_tinybert.models import build_student, student_from_teacher
+from tf_tinybert.optimizers import adamw
+from tf_tinybert.report import summary_table, write_report
+from tf_tinybert.teachers import load_teacher, resolve_source
+from tf_tinybert.tokenizers import load_tokenizer
+from tf_tinybert.training import (
+    compile_on_labels,
+    evaluate_classifier,
+    fit_stage,
+    make_strategy,
+    steps_in,
+)
+
+
+class Run:
+    """The state of one recipe run: its config, folder, tokenizer and growing report."""
+
+    def __init__(self, config: RecipeConfig, verbose: int = 1):
+        self.config = config
+        self.dir = pathlib.Path(config.run_dir)
+        self.verbose = verbose
+        self.tokenizer = None
+        self.report: dict = {"name": config.name, "stages": {}}
+        previous = self.dir / "report.json"
+        if previous.exists():
+            self.report = json.loads(previous.read_text(encoding="utf-8"))
+            self.report.setdefault("stages", {})
+
+    def path(self, *parts: str) -> pathlib.Path:
+        return self.dir.joinpath(*parts)
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(f"[tf-tinybert] {message}", flush=True)
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        """Time a stage, record its seconds and rewrite report.json when it ends."""
+        self.say(f"stage {name}")
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        # A skipped stage keeps the time it took when it ran.
+        entry = self.report["stages"].setdefault(name, {})
+        if seconds > 1.0 or "seconds" not in entry:
+            entry["seconds"] = round(seconds, 1)
+        self.save_report()
+
+    def save_report(self) -> None:
+        write_bytes(self.path("report.json"),
+                    json.dumps(self.report, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def save_model(model: keras.Model, path: pathlib.Path) -> None:
+    """Save a model as `.keras` under a temporary name, then rename it into place."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _subset_file(source: pathlib.Path, target: pathlib.Path, count: int, seed: int,
+                 header: bool) -> pathlib.Path:
+    """Write `count` rows of a line-per-row file, chosen with a seeded shuffle."""
+    lines = source.read_bytes().splitlines(keepends=True)
+    head, rows = (lines[:1], lines[1:]) if header else ([], lines)
+    if count < len(rows):
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        rows = [rows[i] for i in sorted(order[:count])]
+    write_bytes(target, b"".join(head + rows))
+    return target
+
+
+def _prepare_split(run: Run, tokenizer, split: str, subset: int | None) -> pathlib.Path:
+    config, task = run.config, run.config.task
+    output = run.path("data", split)
+    if (output / "manifest.json").exists():
+        return output
+    labels = list(task.files.label_values or task.labels) or None
+    common = {
+        "tokenizer": tokenizer,
+        "output": output,
+        "labels": labels,
+        "task": task.task_type,
+        "max_sequence_length": config.data.max_sequence_length,
+        "overwrite": True,
+        "verbose": run.verbose,
+    }
+    data_dir = config.data.data_dir
+    source = pathlib.Path(data_dir) / getattr(task.files, split) if data_dir else None
+    if source is not None and source.is_file():
+        if subset:
+            source = _subset_file(source, run.path("data", f"{split}_subset{source.suffix}"),
+                                  subset, config.seed, task.files.header)
+        run.say(f"preparing {split} from {source}")
+        tt_data.prepare(input=str(source), format=task.files.format,
+                        text_column=task.files.text_column,
+                        text_pair_column=task.files.text_pair_column,
+                        label_column=task.files.label_column, **common)
+    elif config.data.use_tfds and task.tfds is not None:
+        name = task.tfds.name
+        split_name = task.tfds.train_split if split == "train" else task.tfds.dev_split
+        if subset:
+            split_name = f"{split_name}[:{subset}]"
+        run.say(f"preparing {split} from tensorflow-datasets {name} ({split_name})")
+        common["labels"] = list(task.labels) or None
+        tt_data.prepare(input=name, format="tfds", split=split_name,
+                        text_column=task.tfds.text_column,
+                        text_pair_column=task.tfds.text_pair_column,
+                        label_column=task.tfds.label_column, **common)
+    else:
+        where = f"{source} does not exist" if source is not None else "data.data_dir is not set"
+        raise FileNotFoundError(
+            f"No {split} data for task {task.name!r}: {where}, and tensorflow-datasets is "
+            f"{'disabled' if not config.data.use_tfds else 'not configured for this task'}. "
+            "Point the recipe at a folder holding the task's "
+            f"{task.files.train} and {task.files.dev} files: "
+            "`tf-tinybert run RECIPE.yaml --set data.data_dir=/path/to/folder`."
+        )
+    return output
+
+
+def prepare_data(run: Run, tokenizer) -> tuple[pathlib.Path, pathlib.Path]:
+    """Prepare the task's train and dev TFRecords under `<run>/data/`."""
+    train = _prepare_split(run, tokenizer, "train", run.config.data.train_subset)
+    dev = _prepare_split(run, tokenizer, "dev", run.config.data.dev_subset)
+    train_count = tt_data.read_manifest(train).num_examples
+    run.report["data"] = {
+        "train_examples": train_count,
+        "dev_examples": tt_data.read_manifest(dev).num_examples,
+        "train_subset": run.config.data.train_subset,
+        "max_sequence_length": run.config.data.max_sequence_length,
+    }
+    return train, dev
+
+
+def _dataset(run: Run, directory, batch_size: int, training: bool):
+    return tt_data.load(directory, batch_size=batch_size, shuffle=training, seed=run.config.seed,
+                        bucket_by_length=run.config.data.bucket_by_length)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _model_summary(model, scores: dict) -> dict:
+    return {**scores, "params": int(model.count_params())}
+
+
+def prepare_teacher(run: Run, train_dir, dev_dir, dev_ds):
+    """Load the teacher, fine-tune it on the task unless done already, and evaluate it."""
+    config = run.config
+    schedule = config.teacher.finetune
+    path = run.path("teacher.keras")
+    if path.exists() and schedule.skip_if_exists:
+        run.say(f"reusing the fine-tuned teacher {path}")
+        teacher = keras.saving.load_model(path, compile=False)
+    else:
+        teacher = load_teacher(config.teacher.source, num_classes=config.task.num_classes)
+        if schedule.enabled:
+            teacher = _train_on_labels(run, teacher, "teacher", schedule, schedule.epochs,
+                                       train_dir, dev_ds)
+        save_model(teacher, path)
+    scores = evaluate_classifier(teacher, dev_ds, config.task.metrics)
+    run.report["teacher"] = _model_summary(teacher, scores)
+    run.say(f"teacher {scores}")
+    return teacher
+
+
+def _train_on_labels(run: Run, model, name: str, schedule, epochs: int, train_dir, dev_ds):
+    """Fine-tune on labels as a resumable stage; return the best model by the task metric."""
+    train_ds = _dataset(run, train_dir, schedule.batch_size, training=True)
+    compile_on_labels(model, epochs * steps_in(train_ds), schedule.learning_rate,
+                      schedule.warmup, schedule.weight_decay, run.config.training.xla)
+    history = fit_stage(model, train_ds, epochs, run.dir, name, run.config.training,
+                        validation_data=dev_ds, metrics=run.config.task.metrics,
+                        verbose=run.verbose)
+    _record_history(run, name, history)
+    return _best(run, name, model)
+
+
+def _best(run: Run, name: str, model):
+    best = run.path(f"best_{name}.keras")
+    if best.exists():
+        return keras.saving.load_model(best, compile=False)
+    return model
+
+
+def _record_history(run: Run, name: str, history) -> None:
+    run.report["stages"].setdefault(name, {})["history"] = {
+        key: [float(value) for value in values] for key, values in history.history.items()
+    }
+
+
+def _new_student(run: Run, teacher):
+    config = run.config
+    keras.utils.set_random_seed(config.seed)
+    student_config = config.student
+    if student_config.init == "from_teacher":
+        backbone = teacher.backbone
+        wanted = (student_config.hidden_dim, student_config.num_heads,
+                  student_config.intermediate_dim)
+        found = (backbone.hidden_dim, backbone.num_heads, backbone.intermediate_dim)
+        if wanted != found:
+            raise ValueError(
+                f"Student {student_config.name!r} starts from the teacher's layers, so its "
+                f"(hidden_dim, num_heads, intermediate_dim) must be the teacher's {found}. "
+                f"Received: {wanted}.")
+        layers = student_config.init_layers
+        if layers is None:
+            teacher_layers = teacher.backbone.num_layers
+            layers = [m * teacher_layers // student_config.num_layers
+                      for m in range(1, student_config.num_layers + 1)]
+        return student_from_teacher(teacher, layers=list(layers))
+    return build_student(
+        student_config.backbone_config(), num_classes=config.task.num_classes,
+        vocabulary_size=teacher.backbone.vocabulary_size,
+        # Long enough for the exports' fixed input length, never longer than the teacher's.
+        max_sequence_length=min(max(config.data.max_sequence_length,
+                                    config.export.sequence_length),
+                                teacher.backbone.max_sequence_length),
+        dropout=student_config.dropout,
+    )
+
+
+def _distill(run: Run, distiller: Distiller, name: str, stage: str, schedule, train_ds, dev_ds,
+             **compile_kwargs):
+    steps = steps_in(train_ds)
+    distiller.compile(
+        optimizer=adamw(schedule.learning_rate, max(1, schedule.epochs * steps), schedule.warmup,
+                        schedule.weight_decay),
+        stage=stage, jit_compile=run.config.training.xla, **compile_kwargs)
+    keep = (lambda model: model.student) if stage == "prediction" else None
+    history = fit_stage(distiller, train_ds, schedule.epochs, run.dir, name, run.config.training,
+                        validation_data=dev_ds if keep else None,
+                        metrics=run.config.task.metrics, keep_best_of=keep, verbose=run.verbose)
+    _record_history(run, name, history)
+
+
+def _weights(loss_weights) -> dict:
+    return {"embedding": loss_weights.embedding, "hidden": loss_weights.hidden,
+            "attention": loss_weights.attention}
+
+
+def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
+    """The general (optional), intermediate and prediction stages; returns the student."""
+    config = run.config
+    final = run.path("student.keras")
+    if final.exists():
+        run.say(f"reusing the distilled student {final}")
+        return keras.saving.load_model(final, compile=False)
+    intermediate_path = run.path("student_intermediate.keras")
+    stages = config.distill
+    if intermediate_path.exists():
+        student = keras.saving.load_model(intermediate_path, compile=False)
+    else:
+        student = _new_student(run, teacher)
+        layer_map = stages.intermediate.layer_map
+        distiller = Distiller(teacher=teacher, student=student,
+                              layer_map=layer_map if isinstance(layer_map, str) else list(layer_map))
+        if stages.general.enabled:
+            with run.stage("general"):
+                corpus = _general_corpus(run, stages.general.corpus)
+                corpus_ds = tt_data.load(corpus, batch_size=stages.general.batch_size,
+                                         seed=config.seed)
+                _distill(run, distiller, "general", "general", stages.general, corpus_ds, None,
+                         loss_weights=_weights(stages.general.loss_weights))
+        if stages.intermediate.enabled:
+            with run.stage("intermediate"):
+                train_ds = _dataset(run, train_dir, stages.intermediate.batch_size, training=True)
+                _distill(run, distiller, "intermediate", "intermediate", stages.intermediate,
+                         train_ds, dev_ds, loss_weights=_weights(stages.intermediate.loss_weights))
+        save_model(student, intermediate_path)
+    if stages.prediction.enabled:
+        with run.stage("prediction"):
+            distiller = Distiller(teacher=teacher, student=student)
+            train_ds = _dataset(run, prediction_dir, stages.prediction.batch_size, training=True)
+            _distill(run, distiller, "prediction", "prediction", stages.prediction, train_ds,
+                     dev_ds, temperature=stages.prediction.temperature,
+                     loss_weights={"hard": stages.prediction.hard_label_weight})
+            student = _best(run, "prediction", student)
+    save_model(student, final)
+    return student
+
+
+def _general_corpus(run: Run, corpus: str) -> pathlib.Path:
+    output = run.path("data", "general")
+    if not (output / "manifest.json").exists():
+        tt_data.prepare(input=corpus, tokenizer=run.tokenizer, output=output, format="text",
+                        unlabeled=True, max_sequence_length=run.config.data.max_sequence_length,
+                        overwrite=True, verbose=run.verbose)
+    return output
+
+
+def train_baseline(run: Run, teacher, train_dir, dev_ds):
+    """The same student trained on labels alone for as many steps as distillation took."""
+    config = run.config
+    path = run.path("baseline.keras")
+    if path.exists():
+        baseline = keras.saving.load_model(path, compile=False)
+    else:
+        schedule = config.baseline
+        stages = config.distill
+        epochs = schedule.epochs
+        if epochs is None:
+            epochs = ((stages.intermediate.epochs if stages.intermediate.enabled else 0)
+                      + (stages.prediction.epochs if stages.prediction.enabled else 0)) or 1
+        baseline = _train_on_labels(run, _new_student(run, teacher), "baseline", schedule,
+                                    epochs, train_dir, dev_ds)
+        save_model(baseline, path)
+    scores = evaluate_classifier(baseline, dev_ds, config.task.metrics)
+    run.report["baseline"] = _model_summary(baseline, scores)
+    run.say(f"label-only baseline {scores}")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> dict:
+    """Export the student in each mode (and the teacher in fp32); measure each export."""
+    from tf_tinybert.export import export_classifier
+    from tf_tinybert.runtime.latency import measure_latency
+
+    config = run.config
+    export = config.export
+    results = {}
+    jobs = [("student", mode, student) for mode in export.modes]
+    if export.teacher:
+        jobs.append(("teacher", "fp32", teacher))
+    eval_examples = export.evaluate_examples or tt_data.read_manifest(dev_dir).num_examples
+    for who, mode, model in jobs:
+        output = run.path("export", f"{who}_{mode}")
+        summary_path = run.path("export", f"{who}_{mode}.json")
+        if summary_path.exists() and (output / "model.tflite").exists():
+            entry = json.loads(summary_path.read_text(encoding="utf-8"))
+        else:
+            run.say(f"exporting the {who} ({mode})")
+            report = export_classifier(
+                model, tokenizer, output, quantization=mode,
+                sequence_length=export.sequence_length,
+                representative_data=str(train_dir) if mode == "int8" else None,
+                max_calibration_examples=export.representative_examples,
+                labels=list(config.task.labels) or None, eval_data=str(dev_dir),
+                max_eval_examples=eval_examples, min_agreement=export.min_agreement,
+                overwrite=True,
+            )
+            check = report.verification
+            entry = {
+                "size_mb": round(report.model_bytes / 1e6, 3),
+                "latency_ms": round(measure_latency(report.model_path,
+                                                    runs=export.latency_runs), 3),
+                "latency_ms_2_threads": round(measure_latency(
+                    report.model_path, num_threads=2, runs=export.latency_runs), 3),
+                "accuracy": check.accuracy,
+                "agreement": check.top1_agreement,
+                "max_abs_diff": check.max_abs_diff,
+                "examples": check.examples,
+                "path": str(report.model_path),
+            }
+            write_bytes(summary_path, json.dumps(entry, indent=2).encode("utf-8"))
+        run.report.setdefault(who, {}).setdefault("tflite", {})[mode] = entry
+        results[(who, mode)] = entry
+        run.say(f"{who} {mode}: {entry['size_mb']} MB, {entry['latency_ms']} ms, "
+                f"accuracy {entry['accuracy']}, agreement {entry['agreement']}")
+    return results
+
+
+def classify_examples(run: Run) -> None:
+    """Classify the recipe's example sentences with the TF-free runtime API."""
+    sentences = list(run.config.export.example_sentences)
+    modes = run.config.export.modes
+    if not sentences or not modes:
+        return
+    from tf_tinybert.runtime import TextClassifier
+
+    mode = "int8" if "int8" in modes else modes[-1]
+    classifier = TextClassifier(run.path("export", f"student_{mode}", "model.tflite"))
+    examples = []
+    for sentence, result in zip(sentences, classifier.classify(sentences)):
+        examples.append({"text": sentence, "label": result.label,
+                         "score": round(result.score, 4)})
+        run.say(f"{mode} student: {result.label} ({result.score:.3f})  {sentence!r}")
+    run.report["examples"] = examples
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
+    """Run the whole recipe; return the report (also written to the run folder).
+
+    Call it inside the `tf.distribute` strategy and dtype policy you want, or let
+    `tf-tinybert run` set them from `config.training`.
+    """
+    run = Run(config, verbose)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run.path("config.yaml"))
+    source = resolve_source(config.teacher.source)
+    run.tokenizer = load_tokenizer(config.data.tokenizer or source)
+    strategy = make_strategy(config.training.strategy)
+    with run.stage("data"):
+        train_dir, dev_dir = prepare_data(run, run.tokenizer)
+    dev_ds = _dataset(run, dev_dir, 64, training=False)
+    with strategy.scope():
+        with run.stage("teacher"):
+            teacher = prepare_teacher(run, train_dir, dev_dir, dev_ds)
+        distill_dir = train_dir
+        if config.augment.enabled:
+            with run.stage("augment"):
+                distill_dir = run.path("data", "augmented")
+                if not (distill_dir / "manifest.json").exists():
+                    tt_data.augment(train_dir, distill_dir, teacher=teacher,
+                                    copies=config.augment.copies, p=config.augment.p,
+                                    candidates=config.augment.candidates, seed=config.seed,
+                                    tokenizer=run.tokenizer, overwrite=True)
+        prediction_dir = distill_dir
+        if config.cache_teacher and config.distill.prediction.enabled:
+            with run.stage("cache_teacher"):
+                prediction_dir = run.path("data", "teacher_cache")
+                if not (prediction_dir / "manifest.json").exists():
+                    tt_data.cache_teacher(distill_dir, teacher, prediction_dir, overwrite=True)
+        student = distill_student(run, teacher, distill_dir, prediction_dir, dev_ds)
+        scores = evaluate_classifier(student, dev_ds, config.task.metrics)
+        run.report["student"] = {**run.report.get("student", {}), **_model_summary(student, scores)}
+        run.say(f"distilled student {scores}")
+        run.save_report()
+        if config.baseline.enabled:
+            with run.stage("baseline"):
+                train_baseline(run, teacher, train_dir, dev_ds)
+    if config.export.modes:
+        with run.stage("export"):
+            export_models(run, student, teacher, run.tokenizer, train_dir, dev_dir)
+            classify_examples(run)
+    with run.stage("report"):
+        run.report["primary_metric"] = config.task.primary_metric
+        run.report["export"] = {"sequence_length": config.export.sequence_length,
+                                "modes": list(config.export.modes)}
+        write_report(run.report, run.dir, plots=config.report.plots)
+    if run.verbose:
+        print(summary_table(run.report), flush=True)
+    return run.report
+
+
+def clean_backups(run_dir) -> None:
+    """Remove training backups of a finished run (they are only needed to resume)."""
+    shutil.rmtree(pathlib.Path(run_dir) / "backup", ignore_errors=True)
