@@ -1,0 +1,185 @@
+"""The serving graph: a SavedModel with the signature MediaPipe's TextClassifier expects.
+
+MediaPipe Tasks and Model Maker name a BERT classifier's inputs `input_word_ids`,
+`input_mask` and `input_type_ids` (int32, [1, L]) and read softmax probabilities from its
+output, which we name `probability`. `save_serving_model` wraps a keras-hub
+`BertTextClassifier` in that signature; `classifier_probabilities` is the forward pass
+it serves, either Keras' own or one whose attention mask is clipped for int8 (see
+`attention_mask_value`).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+OUTPUT_NAME = "probability"
+
+_BACKBONE_LAYERS = (
+    "token_embedding",
+    "position_embedding",
+    "segment_embedding",
+    "embeddings_add",
+    "embeddings_layer_norm",
+    "transformer_layers",
+    "pooled_dense",
+)
+
+
+def check_classifier(model) -> None:
+    """Raises ValueError unless `model` is a keras-hub BertTextClassifier-like classifier.
+
+    "Like" means: a Keras model with a `backbone` that has BertBackbone's named layers
+    (keras-nlp's classes are the same), an `output_dense` head and at least two classes.
+
+    Example:
+    ```python
+    check_classifier(keras_hub.models.BertTextClassifier(backbone, num_classes=2,
+                                                         preprocessor=None))
+    ```
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Expected a keras-hub BertTextClassifier (a keras.Model). "
+            f"Received: model of type {type(model).__name__}."
+        )
+    backbone = getattr(model, "backbone", None)
+    missing = [name for name in _BACKBONE_LAYERS if not hasattr(backbone, name)]
+    if backbone is None or missing or not hasattr(model, "output_dense"):
+        what = "no `backbone`" if backbone is None else f"backbone lacks {missing}"
+        if backbone is not None and not missing:
+            what = "no `output_dense` classification head"
+        raise ValueError(
+            "Expected a keras-hub BertTextClassifier-like student (a BertBackbone with "
+            f"{list(_BACKBONE_LAYERS)} and an `output_dense` head). Received: "
+            f"{type(model).__name__} named {model.name!r} with {what}."
+        )
+    num_classes = model.output_dense.units
+    if num_classes < 2:
+        raise ValueError(
+            "Only classifiers export to a MediaPipe TextClassifier (softmax over at least "
+            f"2 classes). Received: model {model.name!r} with {num_classes} output unit "
+            "(a regression head)."
+        )
+    activation = keras.activations.serialize(model.output_dense.activation)
+    if _activation_name(activation) not in ("linear", "softmax"):
+        raise ValueError(
+            "Expected the classifier head to output logits (activation None) or "
+            f"probabilities (activation 'softmax'). Received: activation={activation!r} "
+            f"in layer {model.output_dense.name!r}."
+        )
+
+
+def _activation_name(serialized) -> str:
+    if isinstance(serialized, dict):
+        return serialized.get("config", {}).get("name", serialized.get("class_name", ""))
+    return str(serialized)
+
+
+def classifier_probabilities(
+    model, token_ids, padding_mask, segment_ids, attention_mask_value: float | None = None
+):
+    """Softmax class probabilities [B, C] of a BertTextClassifier, in inference mode.
+
+    Args:
+        model: a keras-hub BertTextClassifier (see `check_classifier`).
+        token_ids, padding_mask, segment_ids: int32 tensors [B, L].
+        attention_mask_value: None runs Keras' own forward pass, which masks padded keys
+            by replacing their attention scores with -1e9. A float (say -30.0) re-runs
+            the backbone layer by layer with that value instead. Full-integer
+            quantisation calibrates one range per tensor; a -1e9 in the pre-softmax
+            scores stretches that range until every real score rounds to the same step
+            and attention turns uniform. A small value keeps the range near the real
+            scores while still giving padded keys ~exp(value) of the weight.
+
+    Example:
+    ```python
+    probs = classifier_probabilities(model, ids, mask, segments, attention_mask_value=-30.0)
+    ```
+    """
+    if attention_mask_value is None:
+        outputs = model(
+            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
+            training=False,
+        )
+    else:
+        outputs = _clipped_mask_forward(
+            model, token_ids, padding_mask, segment_ids, float(attention_mask_value)
+        )
+    activation = _activation_name(keras.activations.serialize(model.output_dense.activation))
+    if activation == "softmax":
+        return ops.cast(outputs, "float32")
+    return ops.softmax(ops.cast(outputs, "float32"), axis=-1)
+
+
+def _clipped_mask_forward(model, token_ids, padding_mask, segment_ids, mask_value):
+    """BertBackbone + head, with padded attention keys set to `mask_value`."""
+    backbone = model.backbone
+    tokens = backbone.token_embedding(token_ids)
+    x = backbone.embeddings_add(
+        (tokens, backbone.position_embedding(tokens), backbone.segment_embedding(segment_ids))
+    )
+    x = backbone.embeddings_layer_norm(x)
+    # [B, 1, 1, S]: broadcast over heads and query positions, as Keras' MHA does.
+    keep = ops.greater(padding_mask, 0)[:, None, None, :]
+    for layer in backbone.transformer_layers:
+        x = _encoder_layer(layer, x, keep, mask_value)
+    pooled = backbone.pooled_dense(x[:, 0, :])
+    return model.output_dense(pooled)
+
+
+def _encoder_layer(layer, x, keep, mask_value):
+    """keras-hub TransformerEncoder.call in inference mode, attention written out."""
+    attention = layer._self_attention_layer
+    residual = x
+    if layer.normalize_first:
+        x = layer._self_attention_layer_norm(x)
+    query = attention._query_dense(x)
+    key = attention._key_dense(x)
+    value = attention._value_dense(x)
+    query = ops.multiply(query, ops.cast(attention._inverse_sqrt_key_dim, query.dtype))
+    scores = ops.einsum(attention._dot_product_equation, key, query)
+    scores = ops.where(keep, scores, ops.cast(mask_value, scores.dtype))
+    weights = ops.softmax(scores, axis=-1)
+    x = attention._output_dense(ops.einsum(attention._combine_equation, weights, value))
+    x = x + residual
+    if not layer.normalize_first:
+        x = layer._self_attention_layer_norm(x)
+    residual = x
+    if layer.normalize_first:
+        x = layer._feedforward_layer_norm(x)
+    x = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
+    x = x + residual
+    if not layer.normalize_first:
+        x = layer._feedforward_layer_norm(x)
+    return x
+
+
+def save_serving_model(
+    model, path: str, sequence_length: int, attention_mask_value: float | None = None
+) -> None:
+    """Writes a SavedModel whose `serving_default` signature MediaPipe's TextClassifier takes.
+
+    Inputs: int32 `input_word_ids`, `input_mask`, `input_type_ids` of shape
+    [1, sequence_length]; output: float32 `probability` [1, num_classes] (softmax).
+
+    Example:
+    ```python
+    save_serving_model(model, "/tmp/serving", sequence_length=128)
+    ```
+    """
+    check_classifier(model)
+
+    def serve(input_word_ids, input_mask, input_type_ids):
+        probability = classifier_probabilities(
+            model, input_word_ids, input_mask, input_type_ids, attention_mask_value
+        )
+        return {OUTPUT_NAME: probability}
+
+    signature = [tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in INPUT_NAMES]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=signature)
+    archive.write_out(path, verbose=False)

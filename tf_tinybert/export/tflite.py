@@ -1,0 +1,135 @@
+"""Keras BertTextClassifier -> TFLite bytes, in four quantisation modes.
+
+The path is Keras model -> SavedModel (serving.py) -> `TFLiteConverter.from_saved_model`.
+Converting from concrete functions kept Keras 3 weights as uninitialised resource
+variables in one trial (MediaPipe then returned NaN), so we never take that shortcut.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+
+import tensorflow as tf
+
+from tf_tinybert.export.calibration import calibration_examples
+from tf_tinybert.export.ops import UnsupportedOpsError, check_builtin_ops
+from tf_tinybert.export.serving import check_classifier, save_serving_model
+
+QUANTIZATION_MODES = ("fp32", "fp16", "dynamic", "int8")
+# Pre-softmax value for padded attention keys in the int8 graph (see
+# serving.classifier_probabilities): exp(-30) ~ 1e-13 of a real key's weight, and a
+# calibrated range that stays close to the real scores.
+INT8_ATTENTION_MASK_VALUE = -30.0
+_AUTO = "auto"
+
+
+def check_sequence_length(model, sequence_length) -> int:
+    """Returns `sequence_length` as an int, or raises ValueError where the model cannot take it."""
+    maximum = model.backbone.max_sequence_length
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int):
+        raise ValueError(f"Expected an integer sequence_length. Received: {sequence_length!r}.")
+    if not 2 <= sequence_length <= maximum:
+        raise ValueError(
+            f"Expected 2 <= sequence_length <= {maximum} (the model's max_sequence_length, "
+            f"the size of its position embedding). Received: sequence_length={sequence_length}."
+        )
+    return sequence_length
+
+
+def to_tflite(
+    model,
+    quantization: str = "fp32",
+    sequence_length: int = 128,
+    representative_data=None,
+    int8_io: bool = False,
+    *,
+    attention_mask_value: float | None | str = _AUTO,
+    max_calibration_examples: int = 200,
+) -> bytes:
+    """Converts a keras-hub BertTextClassifier to a TFLite flatbuffer (without metadata).
+
+    Args:
+        model: a BertTextClassifier (or keras-nlp's) whose inputs are token ids.
+        quantization: "fp32"; "fp16" (fp16 weights, fp32 compute on CPU); "dynamic"
+            (int8 weights, activations quantised on the fly); "int8" (full-integer
+            post-training quantisation, calibrated on `representative_data`).
+        sequence_length: L of the [1, L] int32 inputs, at most the model's
+            max_sequence_length.
+        representative_data: for "int8" only: a prepared TFRecord folder or an iterable
+            of feature dicts (see calibration.py).
+        int8_io: for "int8" only: the `probability` output becomes int8 (scale 1/256,
+            zero point -128). Inputs are int32 ids and stay int32.
+        attention_mask_value: "auto" uses Keras' own attention masking except in "int8",
+            where it uses INT8_ATTENTION_MASK_VALUE; None or a float forces one.
+        max_calibration_examples: how many representative rows calibrate "int8".
+
+    Returns:
+        The .tflite bytes; builtin ops only (UnsupportedOpsError otherwise).
+
+    Example:
+    ```python
+    tflite_bytes = to_tflite(student, "dynamic", sequence_length=128)
+    ```
+    """
+    check_classifier(model)
+    if quantization not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
+            f"Received: quantization={quantization!r}."
+        )
+    sequence_length = check_sequence_length(model, sequence_length)
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "quantization='int8' needs `representative_data`: full-integer quantisation "
+            "fixes a scale for every activation tensor from the ranges it sees on real "
+            "inputs, and without examples there are no ranges. Pass a prepared TFRecord "
+            "folder (or an iterable of feature dicts), or choose quantization='dynamic'."
+        )
+    if quantization != "int8" and (representative_data is not None or int8_io):
+        raise ValueError(
+            "`representative_data` and `int8_io` apply to quantization='int8' only. "
+            f"Received: quantization={quantization!r}, int8_io={int8_io}, "
+            f"representative_data={'given' if representative_data is not None else None}."
+        )
+    if attention_mask_value == _AUTO:
+        attention_mask_value = INT8_ATTENTION_MASK_VALUE if quantization == "int8" else None
+
+    with tempfile.TemporaryDirectory(prefix="tf_tinybert_savedmodel_") as saved_model_dir:
+        save_serving_model(model, saved_model_dir, sequence_length, attention_mask_value)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantization == "int8":
+            examples = calibration_examples(
+                representative_data, sequence_length, max_calibration_examples
+            )
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: iter(examples)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_io:
+                converter.inference_output_type = tf.int8
+        model_content = _convert(converter)
+    check_builtin_ops(model_content)
+    return model_content
+
+
+def _convert(converter) -> bytes:
+    # Builtin ops only: an op without a TFLite kernel fails here (ConverterError, not
+    # exported under tf.lite) rather than silently pulling in the Flex delegate.
+    try:
+        return converter.convert()
+    except Exception as error:
+        needed = re.findall(r"(?:TF Select ops|Custom ops): ([^\n]+)", str(error))
+        if not needed:
+            raise
+        raise UnsupportedOpsError(
+            f"The model uses TensorFlow ops with no TFLite builtin kernel: {needed}. They "
+            "would need the Flex delegate (SELECT_TF_OPS), which MediaPipe Tasks and plain "
+            "LiteRT apps do not link. Expected builtin ops only: replace the layer or "
+            "activation that produces them."
+        ) from error

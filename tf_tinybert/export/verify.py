@@ -1,0 +1,204 @@
+"""Parity of an exported TFLite classifier with the Keras model it came from.
+
+The exported file runs in ai-edge-litert (the on-device runtime), one example at a
+time as a phone runs it; the Keras model runs the same rows in a batch. We report the
+largest and mean absolute difference of the probabilities, top-1 agreement and, where
+labels are known, the accuracy of both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tf_tinybert.export.serving import INPUT_NAMES, OUTPUT_NAME, classifier_probabilities
+
+
+class ExportVerificationError(ValueError):
+    """An exported model disagrees with its Keras model by more than allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """How an exported model compares with Keras on `examples` held-out rows."""
+
+    examples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float
+    accuracy: float | None = None
+    keras_accuracy: float | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def tflite_probabilities(
+    model_content: bytes, features: dict[str, np.ndarray], num_threads: int | None = None
+) -> np.ndarray:
+    """Runs a serving-signature TFLite model on each row of `features`; float32 [N, C].
+
+    `features` holds "token_ids", "padding_mask", "segment_ids" as int32 [N, L] with L the
+    model's sequence length. An int8 output is dequantised with its own scale.
+
+    Example:
+    ```python
+    probs = tflite_probabilities(tflite_bytes, features)
+    ```
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+    runner = interpreter.get_signature_runner()
+    output = runner.get_output_details()[OUTPUT_NAME]
+    scale, zero_point = output["quantization"]
+    columns = [features["token_ids"], features["padding_mask"], features["segment_ids"]]
+    rows = []
+    for i in range(columns[0].shape[0]):
+        inputs = {
+            name: np.asarray(column[i : i + 1], dtype=np.int32)
+            for name, column in zip(INPUT_NAMES, columns)
+        }
+        rows.append(runner(**inputs)[OUTPUT_NAME][0])
+    probabilities = np.asarray(rows)
+    if probabilities.dtype != np.float32:
+        probabilities = (probabilities.astype(np.float32) - zero_point) * scale
+    return probabilities
+
+
+def keras_probabilities(model, features: dict[str, np.ndarray], batch_size: int = 32):
+    """Softmax probabilities of the Keras classifier on `features`, float32 [N, C]."""
+    outputs = []
+    for start in range(0, features["token_ids"].shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        outputs.append(np.asarray(classifier_probabilities(
+            model,
+            features["token_ids"][rows],
+            features["padding_mask"][rows],
+            features["segment_ids"][rows],
+        )))
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def compare(
+    model,
+    model_content: bytes,
+    features: dict[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    num_threads: int | None = None,
+) -> Verification:
+    """Compares an exported model with `model` on the rows of `features`.
+
+    Example:
+    ```python
+    result = compare(student, tflite_bytes, features, labels)
+    result.max_abs_diff, result.top1_agreement
+    ```
+    """
+    expected = keras_probabilities(model, features)
+    received = tflite_probabilities(model_content, features, num_threads=num_threads)
+    if expected.shape != received.shape:
+        raise ExportVerificationError(
+            f"The exported model returns probabilities of shape {received.shape}; the Keras "
+            f"model returns {expected.shape}."
+        )
+    difference = np.abs(expected - received)
+    accuracy = keras_accuracy = None
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        accuracy = float(np.mean(received.argmax(-1) == labels))
+        keras_accuracy = float(np.mean(expected.argmax(-1) == labels))
+    return Verification(
+        examples=int(expected.shape[0]),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        top1_agreement=float(np.mean(expected.argmax(-1) == received.argmax(-1))),
+        accuracy=accuracy,
+        keras_accuracy=keras_accuracy,
+    )
+
+
+def check(
+    result: Verification, quantization: str, max_abs_diff: float, min_agreement: float
+) -> None:
+    """Raises ExportVerificationError where `result` misses the bar for `quantization`.
+
+    fp32 must match Keras' probabilities to `max_abs_diff`; the quantised modes must
+    agree with Keras' top-1 label on at least `min_agreement` of the examples.
+
+    Example:
+    ```python
+    check(result, "fp32", max_abs_diff=1e-4, min_agreement=0.95)
+    ```
+    """
+    if quantization == "fp32" and not result.max_abs_diff <= max_abs_diff:
+        raise ExportVerificationError(
+            f"The fp32 TFLite model differs from Keras by up to {result.max_abs_diff:.3g} in "
+            f"probability on {result.examples} held-out examples; expected <= "
+            f"{max_abs_diff:g}. The conversion changed the model's arithmetic: nothing "
+            "was written."
+        )
+    if quantization != "fp32" and not result.top1_agreement >= min_agreement:
+        raise ExportVerificationError(
+            f"The {quantization} TFLite model agrees with Keras' top-1 label on "
+            f"{result.top1_agreement:.1%} of {result.examples} held-out examples; expected "
+            f">= {min_agreement:.1%} (min_agreement). Nothing was written. Try a milder "
+            "mode (int8 -> dynamic -> fp16), more representative data, or lower "
+            "min_agreement if this loss is acceptable."
+        )
+
+
+def check_signature(model_content: bytes, sequence_length: int, num_classes: int) -> dict:
+    """Checks the tensors MediaPipe's TextClassifier binds; returns their names and types.
+
+    Model Maker's BERT classifiers, which MediaPipe's metadata writer defaults to, name
+    their inputs `serving_default_input_word_ids:0`, `..._input_mask:0` and
+    `..._input_type_ids:0`: int32 [1, L]. The one output is [1, C] probabilities.
+
+    Example:
+    ```python
+    check_signature(tflite_bytes, sequence_length=128, num_classes=2)
+    ```
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_content)
+    signatures = interpreter.get_signature_list()
+    expected_signature = {"inputs": sorted(INPUT_NAMES), "outputs": [OUTPUT_NAME]}
+    received_signature = {
+        key: sorted(value) for key, value in signatures.get("serving_default", {}).items()
+    }
+    if received_signature != expected_signature:
+        raise ExportVerificationError(
+            f"Expected the signature serving_default {expected_signature}. "
+            f"Received: {signatures}."
+        )
+    inputs = {}
+    for detail in interpreter.get_input_details():
+        name = detail["name"]
+        role = next((n for n in INPUT_NAMES if name == f"serving_default_{n}:0"), None)
+        shape = [int(d) for d in detail["shape"]]
+        if role is None or detail["dtype"] != np.int32 or shape != [1, sequence_length]:
+            raise ExportVerificationError(
+                f"Input tensor {name!r} is {np.dtype(detail['dtype']).name} {shape}; expected "
+                f"one of {[f'serving_default_{n}:0' for n in INPUT_NAMES]}, int32 "
+                f"[1, {sequence_length}]."
+            )
+        inputs[role] = name
+    (output,) = interpreter.get_output_details()
+    shape = [int(d) for d in output["shape"]]
+    if shape != [1, num_classes] or output["dtype"] not in (np.float32, np.int8):
+        raise ExportVerificationError(
+            f"Output tensor {output['name']!r} is {np.dtype(output['dtype']).name} {shape}; "
+            f"expected float32 (or int8) [1, {num_classes}]."
+        )
+    return {
+        "inputs": [
+            {"name": role, "tensor": inputs[role], "dtype": "int32",
+             "shape": [1, sequence_length]}
+            for role in INPUT_NAMES
+        ],
+        "output": {"name": OUTPUT_NAME, "tensor": output["name"],
+                   "dtype": np.dtype(output["dtype"]).name, "shape": shape},
+    }
