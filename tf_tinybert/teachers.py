@@ -218,13 +218,7 @@ def finetune_teacher(
     classifier: keras_hub.models.BertTextClassifier,
     train_data: tf.data.Dataset,
     validation_data: tf.data.Dataset | None = None,
-    epochs: int = 3,
-    learning_rate: float = 5e-5,
-    warmup: float = 0.1,
-    weight_decay: float = 0.01,
-    callbacks=(),
-    jit_compile: bool = False,
-    verbose="auto",
+    **schedule,
 ) -> keras.callbacks.History:
     """Fine-tune a BERT teacher on labeled `(features, labels)` batches.
 
@@ -236,10 +230,8 @@ def finetune_teacher(
     Args:
         classifier: a `BertTextClassifier` whose outputs are logits.
         train_data, validation_data: datasets of `(features, labels)`.
-        epochs, learning_rate, warmup, weight_decay: the schedule (warmup is a fraction).
-        callbacks: Keras callbacks (checkpoints, logs, ...).
-        jit_compile: compile the train step with XLA.
-        verbose: Keras' `fit` verbosity (progress bar by default).
+        **schedule: `epochs`, `learning_rate`, `warmup`, `weight_decay`, `callbacks`,
+            `jit_compile`, `verbose`, as `train_on_labels` takes them.
 
     Example:
     ```python
@@ -248,8 +240,4 @@ def finetune_teacher(
     ```
     """
     bert_backbone(classifier, "teacher")
-    return train_on_labels(
-        classifier, train_data, validation_data, epochs=epochs, learning_rate=learning_rate,
-        warmup=warmup, weight_decay=weight_decay, callbacks=callbacks, jit_compile=jit_compile,
-        verbose=verbose,
-    )
+    return train_on_labels(classifier, train_data, validation_data, **schedule)

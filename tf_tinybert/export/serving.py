@@ -14,6 +14,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_tinybert.models import forward_with_intermediates
+
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_NAME = "probability"
 
@@ -115,46 +117,9 @@ def classifier_probabilities(
 
 
 def _clipped_mask_forward(model, token_ids, padding_mask, segment_ids, mask_value):
-    """BertBackbone + head, with padded attention keys set to `mask_value`."""
-    backbone = model.backbone
-    tokens = backbone.token_embedding(token_ids)
-    x = backbone.embeddings_add(
-        (tokens, backbone.position_embedding(tokens), backbone.segment_embedding(segment_ids))
-    )
-    x = backbone.embeddings_layer_norm(x)
-    # [B, 1, 1, S]: broadcast over heads and query positions, as Keras' MHA does.
-    keep = ops.greater(padding_mask, 0)[:, None, None, :]
-    for layer in backbone.transformer_layers:
-        x = _encoder_layer(layer, x, keep, mask_value)
-    pooled = backbone.pooled_dense(x[:, 0, :])
-    return model.output_dense(pooled)
-
-
-def _encoder_layer(layer, x, keep, mask_value):
-    """keras-hub TransformerEncoder.call in inference mode, attention written out."""
-    attention = layer._self_attention_layer
-    residual = x
-    if layer.normalize_first:
-        x = layer._self_attention_layer_norm(x)
-    query = attention._query_dense(x)
-    key = attention._key_dense(x)
-    value = attention._value_dense(x)
-    query = ops.multiply(query, ops.cast(attention._inverse_sqrt_key_dim, query.dtype))
-    scores = ops.einsum(attention._dot_product_equation, key, query)
-    scores = ops.where(keep, scores, ops.cast(mask_value, scores.dtype))
-    weights = ops.softmax(scores, axis=-1)
-    x = attention._output_dense(ops.einsum(attention._combine_equation, weights, value))
-    x = x + residual
-    if not layer.normalize_first:
-        x = layer._self_attention_layer_norm(x)
-    residual = x
-    if layer.normalize_first:
-        x = layer._feedforward_layer_norm(x)
-    x = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
-    x = x + residual
-    if not layer.normalize_first:
-        x = layer._feedforward_layer_norm(x)
-    return x
+    """BertBackbone + head in inference mode, with padded attention keys set to `mask_value`."""
+    features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+    return forward_with_intermediates(model, features, attention_mask_value=mask_value)["logits"]
 
 
 def save_serving_model(
