@@ -229,3 +229,21 @@ def test_mismatched_models_are_refused_with_the_reason():
         distiller.compile(stage="foo")
     with pytest.raises(ValueError, match="Unknown loss 'kl'"):
         distiller.compile(stage="joint", loss_weights={"kl": 1.0})
+
+
+def test_mixed_precision_student_trains_with_float32_losses():
+    import keras_hub
+
+    teacher, _ = _models(dropout=0.0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=teacher.backbone.vocabulary_size, num_layers=2, num_heads=2,
+        hidden_dim=8, intermediate_dim=16, max_sequence_length=32, dtype="mixed_float16")
+    student = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=2,
+                                                  preprocessor=None, dtype="mixed_float16")
+    distiller = tt.Distiller(teacher=teacher, student=student)
+    distiller.compile(optimizer=keras.optimizers.AdamW(1e-3), stage="joint")
+    ds, _, _ = _dataset()
+    history = distiller.fit(ds, epochs=2, verbose=0).history
+    assert all(np.isfinite(history["loss"]))
+    assert student.backbone.transformer_layers[0].compute_dtype == "float16"
+    assert all(v.dtype == "float32" for v in student.trainable_variables)
