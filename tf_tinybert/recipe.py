@@ -70,15 +70,19 @@ class Run:
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        """Time a stage, record its seconds and rewrite report.json when it ends."""
+        """Time a stage, record its seconds and rewrite report.json when it ends.
+
+        A stage completed by an earlier run keeps that run's time: running the command again
+        only reloads its result.
+        """
         self.say(f"stage {name}")
+        entry = self.report["stages"].setdefault(name, {})
+        completed_before = entry.get("completed", False)
         start = time.perf_counter()
         yield
-        seconds = time.perf_counter() - start
-        # A skipped stage keeps the time it took when it ran.
-        entry = self.report["stages"].setdefault(name, {})
-        if seconds > 1.0 or "seconds" not in entry:
-            entry["seconds"] = round(seconds, 1)
+        if not completed_before:
+            entry["seconds"] = round(time.perf_counter() - start, 1)
+            entry["completed"] = True
         self.save_report()
 
     def save_report(self) -> None:
