@@ -11,7 +11,8 @@ A12, random weights, fp32), so the ratios show.
         [--tokenizer PRESET_OR_DIR] [--sst2-dir ../shared/data/sst2] [--limit 872]
         [--sequence-length 128] [--runs 30] [--no-teacher]
 
-int8 is calibrated on --calibration (200) SST-2 training sentences. A benchmark: it prints
+int8 is calibrated on --calibration (200) SST-2 training sentences, with
+--outlier-channels hidden channels held apart (see tf_tinybert/export/outliers.py). A benchmark: it prints
 figures and never decides pass or fail.
 """
 
@@ -43,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument("--sst2-dir", default=str(DEFAULT_SST2))
     parser.add_argument("--limit", type=int, default=872, help="dev sentences to score")
     parser.add_argument("--calibration", type=int, default=200)
+    parser.add_argument("--outlier-channels", type=int, default=None,
+                        help="int8: hidden channels held apart in the serving graph "
+                        "(default: to_tflite's; 0 = the plain graph)")
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--runs", type=int, default=30, help="timed inferences per figure")
     parser.add_argument("--modes", default=",".join(MODES))
@@ -97,8 +101,12 @@ def measure(name, model, mode, tokenizer, dev, labels, calibration, args, refere
     from tf_tinybert.export.verify import tflite_probabilities
 
     start = time.perf_counter()
-    content = to_tflite(model, mode, args.sequence_length,
-                        representative_data=[calibration] if mode == "int8" else None)
+    options = {}
+    if mode == "int8":
+        options["representative_data"] = [calibration]
+        if args.outlier_channels is not None:
+            options["outlier_channels"] = args.outlier_channels
+    content = to_tflite(model, mode, args.sequence_length, **options)
     content = add_metadata(content, tokenizer.get_vocabulary(),
                            [str(i) for i in range(model.output_dense.units)])
     convert_s = time.perf_counter() - start

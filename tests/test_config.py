@@ -72,7 +72,8 @@ def test_task_shapes():
 
 def test_quickstart_resolves_task_student_and_defaults():
     config = cfg.load_recipe(CONFIGS / "recipes" / "quickstart.yaml")
-    assert config.task.name == "sst2" and config.student.hidden_dim == 312
+    assert config.task.name == "sst2" and config.student.init == "from_teacher"
+    assert config.student.hidden_dim == 384 and config.student.init_layers == (2, 4, 6)
     assert config.teacher.source == "minilm-l6-offline"
     assert config.run_dir == str(pathlib.Path("runs") / "quickstart")
     assert set(config.export.modes) >= {"dynamic", "int8"}

@@ -67,10 +67,11 @@ def predict_with_labels(model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np
     logits, labels = predict_with_labels(student, dev_ds)
     ```
     """
-    predict = tf.function(lambda x: model({k: x[k] for k in MODEL_INPUTS}, training=False))
     outputs, labels = [], []
     for features, batch_labels in dataset:
-        outputs.append(np.asarray(predict(features), dtype="float32"))
+        # Keras keeps one compiled predict function per model, relaxed to varying lengths.
+        inputs = {name: features[name] for name in MODEL_INPUTS}
+        outputs.append(np.asarray(model.predict_on_batch(inputs), dtype="float32"))
         labels.append(np.asarray(batch_labels))
     if not outputs:
         raise ValueError("The evaluation dataset is empty.")

@@ -10,10 +10,13 @@ it serves, either Keras' own or one whose attention mask is clipped for int8 (se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_tinybert.export.outliers import SplitStreamForward
 from tf_tinybert.models import forward_with_intermediates
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -81,7 +84,8 @@ def _activation_name(serialized) -> str:
 
 
 def classifier_probabilities(
-    model, token_ids, padding_mask, segment_ids, attention_mask_value: float | None = None
+    model, token_ids, padding_mask, segment_ids, attention_mask_value: float | None = None,
+    outlier_channels: Sequence[int] | None = None,
 ):
     """Softmax class probabilities [B, C] of a BertTextClassifier, in inference mode.
 
@@ -101,7 +105,13 @@ def classifier_probabilities(
     probs = classifier_probabilities(model, ids, mask, segments, attention_mask_value=-30.0)
     ```
     """
-    if attention_mask_value is None:
+    if outlier_channels is not None:
+        if attention_mask_value is None:
+            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
+        outputs = SplitStreamForward(model, outlier_channels, float(attention_mask_value))(
+            token_ids, padding_mask, segment_ids
+        )
+    elif attention_mask_value is None:
         outputs = model(
             {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
             training=False,
@@ -110,6 +120,10 @@ def classifier_probabilities(
         outputs = _clipped_mask_forward(
             model, token_ids, padding_mask, segment_ids, float(attention_mask_value)
         )
+    return _softmax_unless_done(model, outputs)
+
+
+def _softmax_unless_done(model, outputs):
     activation = _activation_name(keras.activations.serialize(model.output_dense.activation))
     if activation == "softmax":
         return ops.cast(outputs, "float32")
@@ -123,7 +137,8 @@ def _clipped_mask_forward(model, token_ids, padding_mask, segment_ids, mask_valu
 
 
 def save_serving_model(
-    model, path: str, sequence_length: int, attention_mask_value: float | None = None
+    model, path: str, sequence_length: int, attention_mask_value: float | None = None,
+    outlier_channels: Sequence[int] | None = None,
 ) -> None:
     """Writes a SavedModel whose `serving_default` signature MediaPipe's TextClassifier takes.
 
@@ -136,8 +151,16 @@ def save_serving_model(
     ```
     """
     check_classifier(model)
+    split = None
+    if outlier_channels is not None:
+        if attention_mask_value is None:
+            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
+        split = SplitStreamForward(model, outlier_channels, float(attention_mask_value))
 
     def serve(input_word_ids, input_mask, input_type_ids):
+        if split is not None:
+            logits = split(input_word_ids, input_mask, input_type_ids)
+            return {OUTPUT_NAME: _softmax_unless_done(model, logits)}
         probability = classifier_probabilities(
             model, input_word_ids, input_mask, input_type_ids, attention_mask_value
         )

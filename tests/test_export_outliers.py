@@ -1,0 +1,97 @@
+"""The int8 serving graph that holds outlier channels apart: exact in float, small int8 ranges."""
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+from export_helpers import decisive_classifier, keras_reference
+from tiny_models import random_features
+
+from tf_tinybert.export import to_tflite
+from tf_tinybert.export.outliers import SplitStreamForward, find_outlier_channels
+from tf_tinybert.export.serving import classifier_probabilities
+from tf_tinybert.export.verify import tflite_probabilities
+
+L = 16
+HIDDEN = 32
+OUTLIER = 5
+
+
+@pytest.fixture(scope="module")
+def model():
+    # A trained BERT's outliers, in miniature: the first feed-forward block writes channel
+    # OUTLIER at ~50x the size of the others on some tokens.
+    model = decisive_classifier(hidden_dim=HIDDEN, intermediate_dim=64, vocabulary_size=300)
+    dense = model.backbone.transformer_layers[0]._feedforward_output_dense
+    kernel, bias = dense.get_weights()
+    kernel[:, OUTLIER] *= 50.0
+    dense.set_weights([kernel, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def features():
+    return random_features(batch_size=24, sequence_length=L, seed=7, vocabulary_size=300)
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return [random_features(batch_size=32, sequence_length=L, seed=11, vocabulary_size=300)]
+
+
+def test_finds_the_planted_outlier(model, calibration):
+    channels = find_outlier_channels(model, calibration[0], count=2)
+    assert OUTLIER in channels and len(channels) == 2
+    assert find_outlier_channels(model, calibration[0], count=0) == []
+
+
+def test_split_graph_equals_keras_in_float(model, features):
+    expected = keras_reference(model, features)
+    for channels in ([OUTLIER], [0, OUTLIER, 17, 31], []):
+        received = np.asarray(classifier_probabilities(
+            model, features["token_ids"], features["padding_mask"], features["segment_ids"],
+            attention_mask_value=-30.0, outlier_channels=channels,
+        ))
+        np.testing.assert_allclose(received, expected, atol=1e-4)
+    assert len(set(expected.argmax(-1))) == 2
+
+
+def test_rejects_bad_channels(model):
+    with pytest.raises(ValueError, match="outlier channels in \\[0, 32\\)"):
+        SplitStreamForward(model, [HIDDEN])
+    with pytest.raises(ValueError, match="fewer than all"):
+        SplitStreamForward(model, range(HIDDEN))
+    with pytest.raises(ValueError, match="attention_mask_value"):
+        classifier_probabilities(model, None, None, None, outlier_channels=[1])
+    with pytest.raises(ValueError, match="outlier_channels=-1"):
+        to_tflite(model, "int8", L, [], outlier_channels=-1)
+
+
+def _ranges_by_width(content):
+    """{last dimension: largest calibrated range (scale x 255)} over the int8 tensors."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    ranges = {}
+    for tensor in model.subgraphs[0].tensors:
+        if tensor.type != schema.TensorType.INT8 or tensor.quantization is None:
+            continue
+        if tensor.quantization.scale is None or len(tensor.quantization.scale) != 1:
+            continue  # per-channel weights
+        width = int(tensor.shape[-1]) if len(tensor.shape) else 0
+        value = float(tensor.quantization.scale[0]) * 255
+        ranges[width] = max(ranges.get(width, 0.0), value)
+    return ranges
+
+
+def test_int8_ordinary_channels_keep_a_small_range(model, features, calibration):
+    plain = to_tflite(model, "int8", L, calibration, outlier_channels=0)
+    split = to_tflite(model, "int8", L, calibration, outlier_channels=3)
+    plain_ranges, split_ranges = _ranges_by_width(plain), _ranges_by_width(split)
+    # Without the split, stream tensors [.., HIDDEN] (and their squared deviations) span
+    # the outlier's range; with it, the ordinary channels [.., HIDDEN - 3] are calibrated
+    # to a range of their own, many times smaller.
+    assert split_ranges[HIDDEN] * 20 < plain_ranges[HIDDEN]  # the embedding sum only
+    assert split_ranges[HIDDEN - 3] * 20 < plain_ranges[HIDDEN]
+    # (Accuracy on a real MiniLM is measured by benchmarks/export_quality.py; this random
+    # model with stddev-0.5 weights only shows that the split graph still quantises.)
+    expected = keras_reference(model, features)
+    agreement = np.mean(tflite_probabilities(split, features).argmax(-1) == expected.argmax(-1))
+    assert agreement >= 0.9
