@@ -97,15 +97,22 @@ def main():
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating timings of each")
     args = parser.parse_args()
+    parser_rounds = args.rounds
     dataset = make_dataset(args.batch_size, args.sequence_length, args.steps)
-    teacher, student = make_models()
     examples = args.steps * args.batch_size
-    fit_rate = examples / time_fit(teacher, student, dataset, args.steps)
-    teacher, student = make_models()
-    loop_rate = examples / time_plain_loop(teacher, student, dataset, args.steps)
+    rates = {"fit": [], "loop": []}
+    # Alternate the two, fresh models each time: the first timing in a process runs slow
+    # (allocator and oneDNN warm-up), so one run of each would favour the second.
+    for _ in range(parser_rounds):
+        for name, timer in (("fit", time_fit), ("loop", time_plain_loop)):
+            teacher, student = make_models()
+            rates[name].append(examples / timer(teacher, student, dataset, args.steps))
+    fit_rate, loop_rate = (float(np.median(rates[name])) for name in ("fit", "loop"))
     print(f"teacher L6 H384 A12, student L4 H312 A12, batch {args.batch_size}, "
-          f"sequence {args.sequence_length}, {args.steps} timed steps, {os.cpu_count()} CPUs")
+          f"sequence {args.sequence_length}, {args.steps} timed steps x {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs (medians)")
     print(f"Distiller.fit           {fit_rate:8.1f} examples/s")
     print(f"plain GradientTape loop {loop_rate:8.1f} examples/s")
     print(f"ratio fit / loop        {fit_rate / loop_rate:8.3f}")
