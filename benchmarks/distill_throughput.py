@@ -99,13 +99,12 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="alternating timings of each")
     args = parser.parse_args()
-    parser_rounds = args.rounds
     dataset = make_dataset(args.batch_size, args.sequence_length, args.steps)
     examples = args.steps * args.batch_size
     rates = {"fit": [], "loop": []}
     # Alternate the two, fresh models each time: the first timing in a process runs slow
     # (allocator and oneDNN warm-up), so one run of each would favour the second.
-    for _ in range(parser_rounds):
+    for _ in range(args.rounds):
         for name, timer in (("fit", time_fit), ("loop", time_plain_loop)):
             teacher, student = make_models()
             rates[name].append(examples / timer(teacher, student, dataset, args.steps))
