@@ -109,3 +109,14 @@ def parse_spec(
         if with_pair:
             spec[TEXT_PAIR] = tf.io.FixedLenFeature([], tf.string)
     return spec
+
+
+def parsed_ids(parsed: dict) -> dict:
+    """Ragged int32 `token_ids`, `segment_ids` and an all-ones `padding_mask` from parsed records.
+
+    Records store ids unpadded; the mask of real tokens is rebuilt here and padded with the ids.
+    """
+    rows = {key: tf.cast(tf.RaggedTensor.from_sparse(parsed[key]), tf.int32)
+            for key in (TOKEN_IDS, SEGMENT_IDS)}
+    rows[PADDING_MASK] = tf.ones_like(rows[TOKEN_IDS])
+    return rows

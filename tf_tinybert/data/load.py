@@ -111,10 +111,7 @@ def _parser(manifest: Manifest):
 
     def parse(serialized):
         parsed = tf.io.parse_example(serialized, spec)
-        rows = {}
-        for key in (features.TOKEN_IDS, features.SEGMENT_IDS):
-            rows[key] = tf.cast(tf.RaggedTensor.from_sparse(parsed[key]), tf.int32)
-        rows[features.PADDING_MASK] = tf.ones_like(rows[features.TOKEN_IDS])
+        rows = features.parsed_ids(parsed)
         if features.LABEL in parsed:
             rows[features.LABEL] = tf.cast(
                 parsed[features.LABEL], tf.int32 if manifest.task == "classification" else tf.float32

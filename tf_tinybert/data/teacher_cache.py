@@ -81,10 +81,7 @@ def cache_teacher(
     @tf.function(reduce_retracing=True)
     def logits_of(serialized):
         parsed = tf.io.parse_example(serialized, spec)
-        inputs = {}
-        for key in (features.TOKEN_IDS, features.SEGMENT_IDS):
-            inputs[key] = tf.cast(tf.RaggedTensor.from_sparse(parsed[key]), tf.int32)
-        inputs[features.PADDING_MASK] = tf.ones_like(inputs[features.TOKEN_IDS])
+        inputs = features.parsed_ids(parsed)
         inputs = {
             key: value.to_tensor(default_value=pad_id if key == features.TOKEN_IDS else 0)
             for key, value in inputs.items()

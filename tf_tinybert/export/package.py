@@ -22,11 +22,9 @@ import numpy as np
 from tf_tinybert.export.calibration import fit_length, iterate_features
 from tf_tinybert.export.metadata import MIN_PARSER_VERSION, add_metadata
 from tf_tinybert.export.ops import min_runtime_version, operator_versions
-from tf_tinybert.export.serving import check_classifier
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
-    QUANTIZATION_MODES,
-    check_sequence_length,
+    check_export_arguments,
     to_tflite,
 )
 from tf_tinybert.export.verify import Verification, check, check_signature, compare
@@ -120,13 +118,7 @@ def export_classifier(
         )
     if isinstance(model, (str, os.PathLike)):
         model = keras.models.load_model(os.fspath(model))
-    check_classifier(model)
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
-            f"Received: quantization={quantization!r}."
-        )
-    sequence_length = check_sequence_length(model, sequence_length)
+    sequence_length = check_export_arguments(model, quantization, sequence_length)
     if not 0.0 <= min_agreement <= 1.0:
         raise ValueError(f"Expected 0 <= min_agreement <= 1. Received: {min_agreement}.")
     tokenizer = _load_tokenizer(tokenizer)

@@ -42,6 +42,17 @@ def check_sequence_length(model, sequence_length) -> int:
     return sequence_length
 
 
+def check_export_arguments(model, quantization: str, sequence_length) -> int:
+    """Check the model and the mode before any work; return the sequence length as an int."""
+    check_classifier(model)
+    if quantization not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
+            f"Received: quantization={quantization!r}."
+        )
+    return check_sequence_length(model, sequence_length)
+
+
 def to_tflite(
     model,
     quantization: str = "fp32",
@@ -83,13 +94,7 @@ def to_tflite(
     tflite_bytes = to_tflite(student, "dynamic", sequence_length=128)
     ```
     """
-    check_classifier(model)
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
-            f"Received: quantization={quantization!r}."
-        )
-    sequence_length = check_sequence_length(model, sequence_length)
+    sequence_length = check_export_arguments(model, quantization, sequence_length)
     if quantization == "int8" and representative_data is None:
         raise ValueError(
             "quantization='int8' needs `representative_data`: full-integer quantisation "
