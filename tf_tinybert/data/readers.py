@@ -137,10 +137,12 @@ def _decode(raw: bytes, where: str) -> str | BadRowError:
         return BadRowError(where, f"invalid UTF-8 at byte {error.start} of the line")
 
 
-def _numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
+def _decoded_lines(path: str) -> Iterator[tuple[str, str | BadRowError]]:
+    """Each line as ("file:line", its text), or a BadRowError where it is not UTF-8."""
     with open(path, "rb") as file:
         for number, raw in enumerate(file, start=1):
-            yield number, raw.rstrip(b"\r\n")
+            where = f"{path}:{number}"
+            yield where, _decode(raw.rstrip(b"\r\n"), where)
 
 
 def _check_text(where: str, text, column: str) -> str | BadRowError:
@@ -191,18 +193,16 @@ def _header_columns(path, header, text_column, text_pair_column, label_column) -
 
 def _tsv_rows(path, text_column, text_pair_column, label_column):
     # GLUE TSVs are unquoted: a field is everything between tabs.
-    lines = _numbered_lines(path)
+    lines = _decoded_lines(path)
     first = next(lines, None)
     if first is None:
         raise ValueError(f"{path}: empty file, expected a header line")
-    header = _decode(first[1], f"{path}:1")
+    header = first[1]
     if isinstance(header, BadRowError):
         raise header
     header = header.split("\t")
     _header_columns(path, header, text_column, text_pair_column, label_column)
-    for number, raw in lines:
-        where = f"{path}:{number}"
-        line = _decode(raw, where)
+    for where, line in lines:
         if isinstance(line, BadRowError):
             yield line
             continue
@@ -252,9 +252,7 @@ def _csv_rows(path, text_column, text_pair_column, label_column):
 
 
 def _jsonl_rows(path, text_column, text_pair_column, label_column):
-    for number, raw in _numbered_lines(path):
-        where = f"{path}:{number}"
-        line = _decode(raw, where)
+    for where, line in _decoded_lines(path):
         if isinstance(line, BadRowError):
             yield line
             continue
@@ -277,9 +275,7 @@ def _jsonl_rows(path, text_column, text_pair_column, label_column):
 
 def _text_rows(path, text_column, text_pair_column, label_column):
     # A corpus for general distillation: one passage per line; blank lines separate documents.
-    for number, raw in _numbered_lines(path):
-        where = f"{path}:{number}"
-        line = _decode(raw, where)
+    for where, line in _decoded_lines(path):
         if isinstance(line, BadRowError):
             yield line
         elif line.strip():
