@@ -19,6 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 import tf_tinybert as tt  # noqa: E402
 from tf_tinybert import losses  # noqa: E402
+from tf_tinybert.layer_map import resolve_layer_map  # noqa: E402
 from tf_tinybert.models import forward_with_intermediates  # noqa: E402
 
 VOCAB = 30522
@@ -64,7 +65,7 @@ def time_plain_loop(teacher, student, dataset, steps):
     embed.build((None, None, 312))
     hidden.build((None, None, 312))
     optimizer = keras.optimizers.AdamW(5e-5)
-    mapping = [m * 6 // 4 for m in range(1, 5)]
+    mapping = resolve_layer_map("uniform", student_layers=4, teacher_layers=6)
 
     @tf.function
     def step(features):

@@ -33,6 +33,7 @@ from tf_tinybert import data as tt_data
 from tf_tinybert.atomic import atomic_path, write_bytes
 from tf_tinybert.config import RecipeConfig, save_config
 from tf_tinybert.distiller import Distiller
+from tf_tinybert.layer_map import resolve_layer_map
 from tf_tinybert.models import build_student, student_from_teacher
 from tf_tinybert.optimizers import adamw
 from tf_tinybert.report import summary_table, write_report
@@ -248,9 +249,8 @@ def _new_student(run: Run, teacher):
                 f"Received: {wanted}.")
         layers = student_config.init_layers
         if layers is None:
-            teacher_layers = teacher.backbone.num_layers
-            layers = [m * teacher_layers // student_config.num_layers
-                      for m in range(1, student_config.num_layers + 1)]
+            layers = resolve_layer_map("uniform", student_config.num_layers,
+                                       teacher.backbone.num_layers)
         return student_from_teacher(teacher, layers=list(layers))
     return build_student(
         student_config.backbone_config(), num_classes=config.task.num_classes,
