@@ -153,15 +153,13 @@ def _student_for(args, teacher, num_classes):
 
 
 def cmd_distill(args) -> int:
-    from tf_tinybert.data import load
     from tf_tinybert.distiller import Distiller
     from tf_tinybert.optimizers import adamw
     from tf_tinybert.teachers import load_teacher
     from tf_tinybert.training import fit_stage, make_strategy, steps_in
 
     _set_numerics(args)
-    train = load(args.train, batch_size=args.batch_size, seed=args.seed)
-    dev = load(args.dev, batch_size=64, shuffle=False) if args.dev else None
+    _, train, dev = _labeled_data(args, args.batch_size)
     if args.stage == "general":
         dev = None
     layer_map = args.layer_map
