@@ -9,11 +9,12 @@ A12, random weights, fp32), so the ratios show.
 
     .venv/bin/python benchmarks/export_quality.py [--model student.keras]
         [--tokenizer PRESET_OR_DIR] [--sst2-dir ../shared/data/sst2] [--limit 872]
-        [--sequence-length 128] [--runs 30] [--no-teacher]
+        [--sequence-length 128] [--runs 30] [--no-teacher] [--integer-only]
 
 int8 is calibrated on --calibration (200) SST-2 training sentences, with
---outlier-channels hidden channels held apart (see tf_tinybert/export/outliers.py). A benchmark: it prints
-figures and never decides pass or fail.
+--outlier-channels hidden channels held apart (see tf_tinybert/export/outliers.py), and
+keeps attention and LayerNorm statistics in float unless --integer-only. A benchmark: it
+prints figures and never decides pass or fail.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--outlier-channels", type=int, default=None,
                         help="int8: hidden channels held apart in the serving graph "
                         "(default: to_tflite's; 0 = the plain graph)")
+    parser.add_argument("--integer-only", action="store_true",
+                        help="int8: quantise attention and LayerNorm too (float_ops=())")
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--runs", type=int, default=30, help="timed inferences per figure")
     parser.add_argument("--modes", default=",".join(MODES))
@@ -106,6 +109,8 @@ def measure(name, model, mode, tokenizer, dev, labels, calibration, args, refere
         options["representative_data"] = [calibration]
         if args.outlier_channels is not None:
             options["outlier_channels"] = args.outlier_channels
+        if args.integer_only:
+            options["float_ops"] = ()
     content = to_tflite(model, mode, args.sequence_length, **options)
     content = add_metadata(content, tokenizer.get_vocabulary(),
                            [str(i) for i in range(model.output_dense.units)])

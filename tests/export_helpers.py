@@ -1,6 +1,7 @@
 """Helpers shared by the test_export_*.py modules: a decisive tiny classifier, sentences."""
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 from tiny_models import random_features, tiny_classifier
 
 SENTENCES = [
@@ -49,3 +50,15 @@ def keras_reference(model, features):
     ), dtype=np.float64)
     logits -= logits.max(axis=-1, keepdims=True)
     return np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+
+
+def tensor_types(content, op_name, input_index=None):
+    """TensorType names of every `op_name` operator's outputs (or its input `input_index`)."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    wanted = getattr(schema.BuiltinOperator, op_name)
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    return [names[graph.tensors[i].type] for op in graph.operators
+            if codes[op.opcodeIndex] == wanted
+            for i in (op.outputs if input_index is None else [op.inputs[input_index]])]

@@ -85,11 +85,11 @@ def test_int8_ordinary_channels_keep_a_small_range(model, features, calibration)
     plain = to_tflite(model, "int8", L, calibration, outlier_channels=0)
     split = to_tflite(model, "int8", L, calibration, outlier_channels=3)
     plain_ranges, split_ranges = _ranges_by_width(plain), _ranges_by_width(split)
-    # Without the split, stream tensors [.., HIDDEN] (and their squared deviations) span
-    # the outlier's range; with it, the ordinary channels [.., HIDDEN - 3] are calibrated
-    # to a range of their own, many times smaller.
-    assert split_ranges[HIDDEN] * 20 < plain_ranges[HIDDEN]  # the embedding sum only
-    assert split_ranges[HIDDEN - 3] * 20 < plain_ranges[HIDDEN]
+    # Without the split, the stream tensors [.., HIDDEN] span the outlier's range; with it,
+    # the ordinary channels [.., HIDDEN - 3] are calibrated to a range of their own, many
+    # times smaller. (LayerNorm's squared deviations stay float: INT8_FLOAT_OPS.)
+    assert split_ranges[HIDDEN] * 8 < plain_ranges[HIDDEN]  # the embedding sum only
+    assert split_ranges[HIDDEN - 3] * 8 < plain_ranges[HIDDEN]
     # (Accuracy on a real MiniLM is measured by benchmarks/export_quality.py; this random
     # model with stddev-0.5 weights only shows that the split graph still quantises.)
     expected = keras_reference(model, features)

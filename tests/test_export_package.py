@@ -5,11 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from export_helpers import decisive_classifier
+from export_helpers import decisive_classifier, tensor_types
 from tiny_models import TINY_VOCAB, random_features, tiny_tokenizer
 
 import tf_tinybert.export.package as package
 from tf_tinybert.export import (
+    INT8_FLOAT_OPS,
     ExportVerificationError,
     OutputExistsError,
     export_classifier,
@@ -124,10 +125,22 @@ def test_int8_export_reports_agreement_and_accuracy(model, tmp_path, eval_data):
                                eval_data=eval_data, min_agreement=0.0, int8_io=True)
     info = report.to_dict()
     assert info["attention_mask_value"] == -30.0 and info["int8_io"]
+    assert info["float_ops"] == list(INT8_FLOAT_OPS)
     assert info["signature"]["output"]["dtype"] == "int8"
     verification = info["verification"]
     assert 0.5 <= verification["top1_agreement"] <= 1.0
     assert verification["accuracy"] is not None and verification["keras_accuracy"] is not None
+
+
+def test_integer_only_int8_export_quantises_every_operator(model, tmp_path, eval_data):
+    calibration = [random_features(batch_size=16, sequence_length=L, seed=5)]
+    report = export_classifier(model, tiny_tokenizer(), tmp_path / "int8", quantization="int8",
+                               sequence_length=L, representative_data=calibration,
+                               eval_data=eval_data, min_agreement=0.0, integer_only=True)
+    assert report.to_dict()["float_ops"] == []
+    with open(report.model_path, "rb") as f:
+        content = f.read()
+    assert set(tensor_types(content, "BATCH_MATMUL")) == {"INT8"}
 
 
 def test_vocabulary_size_must_match_the_embedding_table(model, tmp_path):
@@ -144,6 +157,7 @@ def test_vocabulary_size_must_match_the_embedding_table(model, tmp_path):
         ({"sequence_length": 64}, "max_sequence_length"),
         ({"quantization": "int8"}, "representative_data"),
         ({"labels": ["only-one"]}, "Expected 2 labels"),
+        ({"quantization": "dynamic", "integer_only": True}, "integer_only"),
     ],
 )
 def test_bad_input_is_refused(model, tmp_path, kwargs, message):

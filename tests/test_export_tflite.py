@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
-from export_helpers import decisive_classifier, keras_reference
+from export_helpers import decisive_classifier, keras_reference, tensor_types
 from tiny_models import random_features
 
 from tf_tinybert.export import UnsupportedOpsError, check_builtin_ops, operator_names, to_tflite
@@ -93,8 +93,10 @@ def _max_activation_range(content):
 
 
 def test_int8_clipped_mask_removes_the_huge_range(model, features, calibration):
-    keras_masked = to_tflite(model, "int8", L, calibration, attention_mask_value=None)
-    clipped = to_tflite(model, "int8", L, calibration)
+    # Integer-only graphs: by default the scores stay float (INT8_FLOAT_OPS).
+    keras_masked = to_tflite(model, "int8", L, calibration, attention_mask_value=None,
+                             float_ops=())
+    clipped = to_tflite(model, "int8", L, calibration, float_ops=())
     # Keras' -1e9 mask value sets the scale of the pre-softmax scores (and, through the
     # select, of the QK^T matmul): every real score then rounds to the same level.
     assert _max_activation_range(keras_masked) > 1e8
@@ -113,6 +115,32 @@ def test_int8_io_gives_int8_output(model, features, calibration):
     received = tflite_probabilities(content, features)  # dequantised
     np.testing.assert_allclose(received.sum(-1), 1.0, atol=0.02)
     assert "FULLY_CONNECTED" in operator_names(content)
+
+
+def test_int8_keeps_attention_and_layernorm_statistics_in_float(model, features, calibration):
+    default = to_tflite(model, "int8", L, calibration)
+    integer_only = to_tflite(model, "int8", L, calibration, float_ops=())
+    for op_name in ("BATCH_MATMUL", "SOFTMAX", "RSQRT"):
+        assert set(tensor_types(default, op_name)) == {"FLOAT32"}, op_name
+    for op_name in ("BATCH_MATMUL", "RSQRT"):
+        assert set(tensor_types(integer_only, op_name)) == {"INT8"}, op_name
+    # The last softmax feeds the float output in both; the attention ones differ.
+    assert "INT8" in tensor_types(integer_only, "SOFTMAX")
+    for content in (default, integer_only):
+        assert set(tensor_types(content, "FULLY_CONNECTED")) == {"INT8"}
+        assert set(tensor_types(content, "FULLY_CONNECTED", input_index=1)) == {"INT8"}
+    expected = keras_reference(model, features)
+    received = tflite_probabilities(default, features)
+    assert np.mean(received.argmax(-1) == expected.argmax(-1)) >= 0.9
+
+
+@pytest.mark.parametrize("float_ops, message", [
+    (["SOFTMAX", "LAYER_NORM"], "Unknown TFLite builtin operators.*LAYER_NORM"),
+    ("SOFTMAX", "list of TFLite builtin operator names"),
+])
+def test_unknown_float_ops_are_refused(model, calibration, float_ops, message):
+    with pytest.raises(ValueError, match=message):
+        to_tflite(model, "int8", L, calibration, float_ops=float_ops)
 
 
 def test_clipped_mask_forward_matches_keras(model, features):

@@ -217,6 +217,7 @@ def cmd_export(args) -> int:
         sequence_length=args.sequence_length, representative_data=args.representative_data,
         labels=_split_list(args.labels), overwrite=args.overwrite,
         min_agreement=args.min_agreement, eval_data=args.eval_data, int8_io=args.int8_io,
+        integer_only=args.integer_only,
     )
     print(json.dumps(report.to_dict(), indent=2))
     return 0
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-agreement", type=float, default=0.9,
                    help="fail when top-1 agreement with Keras is lower (default 0.9)")
     p.add_argument("--int8-io", action="store_true", help="int8 output tensor (int8 mode)")
+    p.add_argument("--integer-only", action="store_true",
+                   help="int8 mode: quantise attention and LayerNorm too (integer-only "
+                   "accelerators; about 3x slower on CPU)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 

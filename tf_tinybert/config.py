@@ -517,6 +517,8 @@ class ExportConfig:
         evaluate_examples: dev examples scored with each export (None: all).
         latency_runs: timed runs per model for the latency figures.
         example_sentences: sentences classified with the runtime API at the end.
+        integer_only: quantise attention and LayerNorm in "int8" too (integer-only
+            accelerators); by default they stay float32, about 3x faster on CPU.
     """
 
     modes: tuple[str, ...] = ("dynamic", "int8")
@@ -527,6 +529,7 @@ class ExportConfig:
     evaluate_examples: int | None = None
     latency_runs: int = 20
     example_sentences: tuple[str, ...] = ()
+    integer_only: bool = False
 
     def __post_init__(self):
         for index, mode in enumerate(self.modes):

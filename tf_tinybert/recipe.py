@@ -382,7 +382,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 max_calibration_examples=export.representative_examples,
                 labels=list(config.task.labels) or None, eval_data=str(dev_dir),
                 max_eval_examples=eval_examples, min_agreement=export.min_agreement,
-                overwrite=True,
+                integer_only=export.integer_only and mode == "int8", overwrite=True,
             )
             check = report.verification
             entry = {
@@ -395,6 +395,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 "agreement": check.top1_agreement,
                 "max_abs_diff": check.max_abs_diff,
                 "examples": check.examples,
+                "float_ops": report.info["float_ops"],
                 "path": str(report.model_path),
             }
             write_bytes(summary_path, json.dumps(entry, indent=2).encode("utf-8"))

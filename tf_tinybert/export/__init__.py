@@ -17,10 +17,11 @@ from tf_tinybert.export.evaluate import evaluate_tflite
 from tf_tinybert.export.metadata import add_metadata, read_metadata
 from tf_tinybert.export.ops import UnsupportedOpsError, check_builtin_ops, operator_names
 from tf_tinybert.export.package import ExportReport, OutputExistsError, export_classifier
-from tf_tinybert.export.tflite import QUANTIZATION_MODES, to_tflite
+from tf_tinybert.export.tflite import INT8_FLOAT_OPS, QUANTIZATION_MODES, to_tflite
 from tf_tinybert.export.verify import ExportVerificationError, Verification
 
 __all__ = [
+    "INT8_FLOAT_OPS",
     "QUANTIZATION_MODES",
     "ExportReport",
     "ExportVerificationError",

@@ -21,6 +21,18 @@ def _schema():
     return schema_py_generated
 
 
+def builtin_operator_names() -> frozenset[str]:
+    """Every builtin operator name in the TFLite schema ("SOFTMAX", "FULLY_CONNECTED", ...).
+
+    Example:
+    ```python
+    "BATCH_MATMUL" in builtin_operator_names()  # True
+    ```
+    """
+    return frozenset(name for name in vars(_schema().BuiltinOperator)
+                     if not name.startswith("_"))
+
+
 def operator_versions(model_content: bytes) -> dict[str, int]:
     """{operator name: highest version used} for a TFLite model.
 

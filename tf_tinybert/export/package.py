@@ -24,6 +24,7 @@ from tf_tinybert.export.metadata import MIN_PARSER_VERSION, add_metadata
 from tf_tinybert.export.ops import min_runtime_version, operator_versions
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
+    INT8_FLOAT_OPS,
     check_export_arguments,
     to_tflite,
 )
@@ -72,6 +73,7 @@ def export_classifier(
     min_agreement: float = 0.9,
     eval_data=None,
     int8_io: bool = False,
+    integer_only: bool = False,
     max_eval_examples: int = 256,
     max_calibration_examples: int = 200,
     num_threads: int | None = None,
@@ -98,6 +100,9 @@ def export_classifier(
             iterable of features or (features, labels)); labels give accuracy. Without
             it, `max_eval_examples` random token sequences are used (parity only).
         int8_io: "int8" only: int8 `probability` output.
+        integer_only: "int8" only: quantise every operator, attention and LayerNorm
+            included (for accelerators that run integer graphs only). By default those
+            stay in float32 (INT8_FLOAT_OPS), which runs about 3x faster on CPU.
         num_threads: LiteRT threads for verification.
 
     Returns:
@@ -125,6 +130,12 @@ def export_classifier(
     vocabulary = _check_vocabulary(model, tokenizer)
     num_classes = model.output_dense.units
     labels = _resolve_labels(labels, num_classes, eval_data, representative_data)
+    if quantization != "int8" and integer_only:
+        raise ValueError(
+            "`integer_only` applies to quantization='int8' only. "
+            f"Received: quantization={quantization!r}, integer_only=True."
+        )
+    float_ops = () if integer_only else INT8_FLOAT_OPS
 
     model_content = to_tflite(
         model,
@@ -133,6 +144,7 @@ def export_classifier(
         representative_data=representative_data,
         int8_io=int8_io,
         max_calibration_examples=max_calibration_examples,
+        float_ops=float_ops,
     )
     model_content = add_metadata(model_content, vocabulary, labels)
     signature = check_signature(model_content, sequence_length, num_classes)
@@ -147,6 +159,7 @@ def export_classifier(
         "model_file": MODEL_FILE,
         "quantization": quantization,
         "int8_io": bool(int8_io),
+        "float_ops": (list(float_ops) if quantization == "int8" else None),
         "sequence_length": sequence_length,
         "num_classes": num_classes,
         "labels": list(labels),
