@@ -30,6 +30,11 @@ def default_models() -> list[pathlib.Path]:
     return sorted(models, key=lambda path: not path.parent.name.startswith("teacher"))
 
 
+def _shown(path: pathlib.Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=pathlib.Path)
@@ -50,11 +55,10 @@ def main(argv=None) -> int:
     print(f"{'model':60s} {'ms':>8s} {'min ms':>8s} {'speed-up':>9s}")
     for path in models:
         median = statistics.median(timings[path])
-        name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-        print(f"{name:60s} {median:8.2f} {min(timings[path]):8.2f} "
+        print(f"{_shown(path):60s} {median:8.2f} {min(timings[path]):8.2f} "
               f"{reference / median:8.1f}x")
     print(f"{args.threads} thread(s), median of {args.rounds} rounds of {args.runs} runs; "
-          f"speed-up against {models[0].name} in {models[0].parent.name}.")
+          f"speed-up against {_shown(models[0])}.")
     return 0
 
 
