@@ -89,6 +89,24 @@ def test_markdown_ratios_match_a_hand_computation(tmp_path):
     assert "a gorgeous, witty movie \\| really" in markdown  # pipes escaped in cells
 
 
+def test_tables_follow_pipeline_order_not_json_key_order():
+    # report.json is written with sorted keys; a rerun reads it back alphabetised.
+    report = json.loads(json.dumps(full_report(), sort_keys=True))
+    report["student"]["tflite"]["fp32"] = {"size_mb": 57.0, "latency_ms": 20.0}
+    report["stages"]["baseline"] = {"seconds": 10.0}
+    models, stages = rp.markdown_report(report).split("## Time per stage")
+    stages = stages.split("## Examples")[0]
+
+    def first_cells(text):
+        return [[cell.strip() for cell in line.strip("|").split("|")[:2]]
+                for line in text.splitlines() if line.startswith("| ")]
+
+    formats = [cells[1] for cells in first_cells(models) if cells[0] == "student (distilled)"]
+    assert formats == ["Keras", "TFLite fp32", "TFLite dynamic", "TFLite int8"]
+    assert [cells[0] for cells in first_cells(stages)][1:] == [
+        "teacher", "intermediate", "baseline", "export", "total"]
+
+
 def test_missing_measurements_are_named_in_the_markdown():
     report = full_report()
     del report["teacher"]["tflite"]

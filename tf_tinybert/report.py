@@ -29,6 +29,7 @@ import pathlib
 from collections.abc import Iterable
 
 from tf_tinybert.atomic import atomic_path, write_text
+from tf_tinybert.config import EXPORT_MODES
 
 REQUIRED_KEYS = (
     "teacher.accuracy", "student.accuracy", "student.params", "teacher.params",
@@ -94,12 +95,24 @@ def _rows(report: dict) -> list[dict]:
         if not isinstance(section, dict):
             continue
         add(who, label, "Keras", section, section.get("params"))
-        for mode, entry in (section.get("tflite") or {}).items():
+        for mode, entry in _in_order(section.get("tflite"), EXPORT_MODES):
             add(who, label, f"TFLite {mode}", entry)
     baseline = report.get("baseline")
     if isinstance(baseline, dict):
         add("baseline", "baseline (labels only)", "Keras", baseline, baseline.get("params"))
     return rows
+
+
+# The order a recipe runs its stages in: tables and plots follow it, whatever order the
+# report's JSON holds them in (report.json is written with sorted keys).
+STAGE_ORDER = ("data", "teacher", "augment", "cache_teacher", "general", "intermediate",
+               "prediction", "baseline", "export", "report")
+
+
+def _in_order(mapping, order) -> list[tuple]:
+    """`mapping`'s items, those named in `order` first and in that order, the others after."""
+    rank = {name: index for index, name in enumerate(order)}
+    return sorted((mapping or {}).items(), key=lambda item: rank.get(item[0], len(rank)))
 
 
 def _number(value, digits: int = 4) -> str:
@@ -198,7 +211,7 @@ def markdown_report(report: dict, plots: Iterable[str] = ()) -> str:
         lines += ["## Models", "", _markdown_table(header, cells), "",
                   "Size and speed ratios are against the teacher's fp32 TFLite export.", ""]
     stages = report.get("stages") or {}
-    timed = [(name, entry["seconds"]) for name, entry in stages.items()
+    timed = [(name, entry["seconds"]) for name, entry in _in_order(stages, STAGE_ORDER)
              if isinstance(entry, dict) and entry.get("seconds") is not None]
     if timed:
         total = sum(seconds for _, seconds in timed)
@@ -254,7 +267,7 @@ def plot_accuracy_vs_latency(report: dict, path: str | os.PathLike) -> bool:
     metric = _metric_name(report)
     points = []
     for who in ("teacher", "student"):
-        for mode, entry in (lookup(report, f"{who}.tflite", {}) or {}).items():
+        for mode, entry in _in_order(lookup(report, f"{who}.tflite", {}), EXPORT_MODES):
             value, keras_value = entry.get(metric), lookup(report, f"{who}.{metric}")
             latency = entry.get("latency_ms")
             if latency is None or (value is None and keras_value is None):
@@ -293,7 +306,7 @@ def plot_loss_curves(report: dict, folder: str | os.PathLike) -> list[pathlib.Pa
     ```
     """
     written = []
-    for stage, entry in (report.get("stages") or {}).items():
+    for stage, entry in _in_order(report.get("stages"), STAGE_ORDER):
         history = entry.get("history") if isinstance(entry, dict) else None
         names = [name for name in (history or {}) if "loss" in name and
                  not name.startswith("val_")]
