@@ -124,18 +124,18 @@ def export_classifier(
     if isinstance(model, (str, os.PathLike)):
         model = keras.models.load_model(os.fspath(model))
     sequence_length = check_export_arguments(model, quantization, sequence_length)
-    if not 0.0 <= min_agreement <= 1.0:
-        raise ValueError(f"Expected 0 <= min_agreement <= 1. Received: {min_agreement}.")
-    tokenizer = _load_tokenizer(tokenizer)
-    vocabulary = _check_vocabulary(model, tokenizer)
-    num_classes = model.output_dense.units
-    labels = _resolve_labels(labels, num_classes, eval_data, representative_data)
     if quantization != "int8" and integer_only:
         raise ValueError(
             "`integer_only` applies to quantization='int8' only. "
             f"Received: quantization={quantization!r}, integer_only=True."
         )
     float_ops = () if integer_only else INT8_FLOAT_OPS
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ValueError(f"Expected 0 <= min_agreement <= 1. Received: {min_agreement}.")
+    tokenizer = _load_tokenizer(tokenizer)
+    vocabulary = _check_vocabulary(model, tokenizer)
+    num_classes = model.output_dense.units
+    labels = _resolve_labels(labels, num_classes, eval_data, representative_data)
 
     model_content = to_tflite(
         model,
