@@ -29,8 +29,13 @@ def builtin_operator_names() -> frozenset[str]:
     "BATCH_MATMUL" in builtin_operator_names()  # True
     ```
     """
-    return frozenset(name for name in vars(_schema().BuiltinOperator)
-                     if not name.startswith("_"))
+    return frozenset(_builtin_codes())
+
+
+def _builtin_codes() -> dict[str, int]:
+    """{builtin operator name: its code} from the schema's BuiltinOperator class."""
+    return {name: code for name, code in vars(_schema().BuiltinOperator).items()
+            if not name.startswith("_")}
 
 
 def operator_versions(model_content: bytes) -> dict[str, int]:
@@ -46,10 +51,7 @@ def operator_versions(model_content: bytes) -> dict[str, int]:
     """
     schema = _schema()
     model = schema.Model.GetRootAs(model_content, 0)
-    names_by_code = {
-        value: name for name, value in vars(schema.BuiltinOperator).items()
-        if not name.startswith("_")
-    }
+    names_by_code = {code: name for name, code in _builtin_codes().items()}
     versions: dict[str, int] = {}
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
