@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from tf_tinybert.choices import EXPORT_MODES, INPUT_FORMATS, PIPELINE_STAGES, STRATEGIES, TASK_TYPES
+
 
 def _split_list(text: str | None) -> list[str] | None:
     return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
@@ -24,7 +26,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warmup", type=float, default=0.1,
                        help="fraction of steps spent warming up (default 0.1)")
     group.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling")
-    group.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"),
+    group.add_argument("--strategy", choices=STRATEGIES,
                        default="default", help="tf.distribute strategy (default: one device)")
     group.add_argument("--mixed-precision", action="store_true",
                        help="train in mixed_float16 (mixed_bfloat16 on TPU)")
@@ -261,13 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", required=True,
                    help="keras-hub preset name, keras-hub preset folder or Hugging Face folder")
     p.add_argument("--output", required=True, help="folder to write shards and manifest.json to")
-    p.add_argument("--format", choices=("tsv", "csv", "jsonl", "text", "tfds"), default=None,
+    p.add_argument("--format", choices=INPUT_FORMATS, default=None,
                    help="input format (default: from the extension)")
     p.add_argument("--text-column", default=None, help="column of the text (default sentence)")
     p.add_argument("--text-pair-column", default=None, help="column of the second text")
     p.add_argument("--label-column", default="label", help="column of the label")
     p.add_argument("--labels", default=None, help="class names in id order, e.g. 0,1")
-    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument("--task", choices=TASK_TYPES, default=None)
     p.add_argument("--max-sequence-length", type=int, default=128)
     p.add_argument("--shard-size", type=int, default=10000, help="records per shard")
     p.add_argument("--unlabeled", action="store_true", help="no labels (general distillation)")
@@ -306,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune_teacher)
 
     p = commands.add_parser("distill", help="one TinyBERT distillation stage")
-    p.add_argument("--stage", required=True, choices=("general", "intermediate", "prediction"))
+    p.add_argument("--stage", required=True, choices=PIPELINE_STAGES)
     p.add_argument("--teacher", required=True, help="fine-tuned teacher (.keras or folder)")
     p.add_argument("--student", required=True,
                    help="student preset, students/*.yaml name or a .keras student to continue")
@@ -334,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="student .keras file")
     p.add_argument("--tokenizer", required=True, help="tokenizer preset or folder")
     p.add_argument("--output", required=True, help="output folder")
-    p.add_argument("--quantization", choices=("fp32", "fp16", "dynamic", "int8"), default="fp32")
+    p.add_argument("--quantization", choices=EXPORT_MODES, default="fp32")
     p.add_argument("--sequence-length", type=int, default=128)
     p.add_argument("--representative-data", default=None,
                    help="prepared folder to calibrate int8 with")

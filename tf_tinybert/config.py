@@ -39,17 +39,18 @@ from dataclasses import dataclass, field
 import yaml
 
 from tf_tinybert.atomic import write_text
+from tf_tinybert.choices import (
+    EXPORT_MODES,
+    FILE_FORMATS,
+    LAYER_MAPS,
+    STRATEGIES,
+    STUDENT_INITS,
+    TASK_TYPES,
+)
 from tf_tinybert.metrics import METRICS, REGRESSION_METRICS
 
 # The configs/ folder of a source checkout (editable installs), searched for names last.
 DEFAULT_CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
-
-TASK_TYPES = ("classification", "regression")
-FILE_FORMATS = ("tsv", "csv", "jsonl")
-STUDENT_INITS = ("random", "from_teacher")
-LAYER_MAPS = ("uniform", "last")
-EXPORT_MODES = ("fp32", "fp16", "dynamic", "int8")
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 # PyYAML reads YAML 1.1, where `5e-5` (no dot) is a string; float fields accept that spelling.
 _FLOAT_STRING = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -402,7 +403,7 @@ class LossWeights:
     attention: float = 1.0
 
     def __post_init__(self):
-        for key in ("embedding", "hidden", "attention"):
+        for key in (f.name for f in dataclasses.fields(self)):
             _check(getattr(self, key) >= 0, key, "a weight >= 0", getattr(self, key))
 
 

@@ -7,11 +7,11 @@ import tensorflow as tf
 from keras import ops
 
 from tf_tinybert import losses
+from tf_tinybert.choices import LOSS_NAMES, STAGES
+from tf_tinybert.data.features import MODEL_INPUTS, PADDING_MASK, TEACHER_LOGITS
 from tf_tinybert.layer_map import resolve_layer_map
 from tf_tinybert.models import bert_backbone, forward_with_intermediates
 
-STAGES = ("general", "intermediate", "prediction", "joint")
-LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard")
 _INTERMEDIATE = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 0.0, "hard": 0.0}
 DEFAULT_LOSS_WEIGHTS = {
     "general": _INTERMEDIATE,
@@ -19,8 +19,6 @@ DEFAULT_LOSS_WEIGHTS = {
     "prediction": {"embedding": 0.0, "hidden": 0.0, "attention": 0.0, "prediction": 1.0, "hard": 0.0},
     "joint": {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0, "hard": 0.0},
 }
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
-TEACHER_LOGITS = "teacher_logits"
 
 
 def _global_sum(value):
@@ -228,7 +226,7 @@ class Distiller(keras.Model):
         `tf.distribute` the per-replica losses add up to the single-device loss.
         """
         weights = self.loss_weights
-        mask = x["padding_mask"]
+        mask = x[PADDING_MASK]
         values = {}
         if self._needs_intermediates():
             tokens = _global_sum(losses.token_count(mask))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-LAYER_MAP_STRATEGIES = ("uniform", "last")
+from tf_tinybert.choices import LAYER_MAPS
 
 
 def resolve_layer_map(
@@ -40,7 +40,7 @@ def resolve_layer_map(
             offset = teacher_layers - student_layers
             return [offset + m for m in range(1, student_layers + 1)]
         raise ValueError(
-            f"Expected `layer_map` to be one of {LAYER_MAP_STRATEGIES} or a list of teacher "
+            f"Expected `layer_map` to be one of {LAYER_MAPS} or a list of teacher "
             f"layer numbers. Received: layer_map={layer_map!r}"
         )
     mapping = list(layer_map)

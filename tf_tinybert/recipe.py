@@ -37,6 +37,7 @@ from tf_tinybert.layer_map import resolve_layer_map
 from tf_tinybert.models import build_student, student_from_teacher
 from tf_tinybert.optimizers import adamw
 from tf_tinybert.report import summary_table, write_report
+from tf_tinybert.runtime.contract import MODEL_FILE
 from tf_tinybert.teachers import load_teacher, resolve_source
 from tf_tinybert.tokenizers import load_tokenizer
 from tf_tinybert.training import (
@@ -371,7 +372,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
     for who, mode, model in jobs:
         output = run.path("export", f"{who}_{mode}")
         summary_path = run.path("export", f"{who}_{mode}.json")
-        if summary_path.exists() and (output / "model.tflite").exists():
+        if summary_path.exists() and (output / MODEL_FILE).exists():
             entry = json.loads(summary_path.read_text(encoding="utf-8"))
         else:
             run.say(f"exporting the {who} ({mode})")
@@ -415,7 +416,7 @@ def classify_examples(run: Run) -> None:
     from tf_tinybert.runtime import TextClassifier
 
     mode = "int8" if "int8" in modes else modes[-1]
-    classifier = TextClassifier(run.path("export", f"student_{mode}", "model.tflite"))
+    classifier = TextClassifier(run.path("export", f"student_{mode}", MODEL_FILE))
     examples = []
     for sentence, result in zip(sentences, classifier.classify(sentences)):
         examples.append({"text": sentence, "label": result.label,

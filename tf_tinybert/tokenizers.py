@@ -21,9 +21,10 @@ import os
 
 import keras_hub
 
+from tf_tinybert.runtime.contract import VOCAB_FILE
+
 __all__ = ["load_tokenizer", "tokenizer_identity", "vocabulary_hash"]
 
-_HF_VOCAB = "vocab.txt"
 _HF_TOKENIZER_CONFIG = "tokenizer_config.json"
 _KERAS_HUB_METADATA = "metadata.json"
 
@@ -58,11 +59,11 @@ def load_tokenizer(preset_or_dir) -> keras_hub.models.BertTokenizer:
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, _KERAS_HUB_METADATA)):
             return keras_hub.models.BertTokenizer.from_preset(path)
-        if os.path.exists(os.path.join(path, _HF_VOCAB)):
+        if os.path.exists(os.path.join(path, VOCAB_FILE)):
             return _load_hugging_face_tokenizer(path)
         raise ValueError(
             f"{path}: not a tokenizer folder. Expected a keras-hub preset "
-            f"(with {_KERAS_HUB_METADATA}) or a Hugging Face folder (with {_HF_VOCAB})."
+            f"(with {_KERAS_HUB_METADATA}) or a Hugging Face folder (with {VOCAB_FILE})."
         )
     if os.path.exists(path):
         raise ValueError(f"{path}: expected a tokenizer folder; this path is a file.")
@@ -85,7 +86,7 @@ def _load_hugging_face_tokenizer(folder: str) -> keras_hub.models.BertTokenizer:
     if strip_accents is None:
         # Hugging Face strips accents whenever it lower-cases, unless told otherwise.
         strip_accents = lowercase
-    with open(os.path.join(folder, _HF_VOCAB), encoding="utf-8") as file:
+    with open(os.path.join(folder, VOCAB_FILE), encoding="utf-8") as file:
         vocabulary = [line.rstrip("\r\n") for line in file]
     while vocabulary and vocabulary[-1] == "":
         vocabulary.pop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+
 
 def whole_word_tokens(vocabulary) -> np.ndarray:
     """Ids of vocabulary entries that can stand in for a word: alphabetic, not `##` pieces,
@@ -107,9 +109,9 @@ class MaskedLMCandidates:
 
     def _logits(self, token_ids, padding_mask, mask_positions):
         inputs = {
-            "token_ids": token_ids,
-            "segment_ids": tf.zeros_like(token_ids),
-            "padding_mask": padding_mask,
+            TOKEN_IDS: token_ids,
+            SEGMENT_IDS: tf.zeros_like(token_ids),
+            PADDING_MASK: padding_mask,
             "mask_positions": mask_positions,
         }
         return self.masked_lm(inputs, training=False)[:, 0, :]

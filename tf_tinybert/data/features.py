@@ -21,8 +21,8 @@ LABEL = "label"
 TEXT = "text"
 TEXT_PAIR = "text_pair"
 TEACHER_LOGITS = "teacher_logits"
-
-TASKS = ("classification", "regression", "unlabeled")
+# What a model takes (keras-hub's BertBackbone inputs, padded by `load`).
+MODEL_INPUTS = (TOKEN_IDS, SEGMENT_IDS, PADDING_MASK)
 
 
 def _int64(values) -> tf.train.Feature:

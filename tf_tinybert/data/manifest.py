@@ -22,10 +22,10 @@ import hashlib
 import json
 import os
 
-from tf_tinybert.data.features import TASKS
+from tf_tinybert.choices import DATA_TASKS
+from tf_tinybert.runtime.contract import VOCAB_FILE
 
 MANIFEST_NAME = "manifest.json"
-VOCABULARY_NAME = "vocab.txt"
 FORMAT_VERSION = 1
 MAX_LISTED_SKIPS = 10
 
@@ -72,8 +72,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"Expected `task` to be one of {TASKS}. Received: task={self.task!r}")
+        if self.task not in DATA_TASKS:
+            raise ValueError(f"Expected `task` to be one of {DATA_TASKS}. Received: task={self.task!r}")
 
     @property
     def num_examples(self) -> int:
@@ -176,8 +176,8 @@ def file_sha256(path: str) -> str:
 
 def write_vocabulary(directory: str, tokenizer) -> str:
     """Writes the tokenizer's vocabulary, one token per line, atomically; returns the path."""
-    path = os.path.join(directory, VOCABULARY_NAME)
-    temporary = os.path.join(directory, f".{VOCABULARY_NAME}.tmp-{os.getpid()}")
+    path = os.path.join(directory, VOCAB_FILE)
+    temporary = os.path.join(directory, f".{VOCAB_FILE}.tmp-{os.getpid()}")
     with open(temporary, "w", encoding="utf-8") as file:
         file.writelines(f"{token}\n" for token in tokenizer.get_vocabulary())
     os.replace(temporary, path)
@@ -201,7 +201,7 @@ def read_tokenizer(directory: str | os.PathLike):
 
     directory = os.fspath(directory)
     identity = read_manifest(directory).tokenizer
-    path = os.path.join(directory, VOCABULARY_NAME)
+    path = os.path.join(directory, VOCAB_FILE)
     if not os.path.exists(path):
         raise ValueError(f"{path}: missing; pass the tokenizer explicitly")
     with open(path, encoding="utf-8") as file:

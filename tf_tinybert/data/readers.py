@@ -24,9 +24,10 @@ import math
 import os
 from collections.abc import Callable, Iterator
 
+from tf_tinybert.choices import INPUT_FORMATS
 from tf_tinybert.data.manifest import file_sha256
 
-FORMATS = ("tsv", "csv", "jsonl", "text", "tfds")
+FORMATS = INPUT_FORMATS
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "text"}
 
 # Default (text, text pair) feature names of the GLUE tasks in tensorflow-datasets.

@@ -13,16 +13,17 @@ report = tt.export.export_classifier(student, tokenizer, "out/sst2_dynamic",
 ```
 """
 
+from tf_tinybert.choices import EXPORT_MODES
 from tf_tinybert.export.evaluate import evaluate_tflite
 from tf_tinybert.export.metadata import add_metadata, read_metadata
 from tf_tinybert.export.ops import UnsupportedOpsError, check_builtin_ops, operator_names
 from tf_tinybert.export.package import ExportReport, OutputExistsError, export_classifier
-from tf_tinybert.export.tflite import INT8_FLOAT_OPS, QUANTIZATION_MODES, to_tflite
+from tf_tinybert.export.tflite import INT8_FLOAT_OPS, to_tflite
 from tf_tinybert.export.verify import ExportVerificationError, Verification
 
 __all__ = [
+    "EXPORT_MODES",
     "INT8_FLOAT_OPS",
-    "QUANTIZATION_MODES",
     "ExportReport",
     "ExportVerificationError",
     "OutputExistsError",

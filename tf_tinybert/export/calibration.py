@@ -13,9 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from tf_tinybert.export.serving import INPUT_NAMES
-
-_FEATURE_KEYS = ("token_ids", "padding_mask", "segment_ids")  # same order as INPUT_NAMES
+from tf_tinybert.export.serving import INPUT_FEATURES
 
 
 def iterate_features(source) -> Iterator[dict]:
@@ -67,18 +65,19 @@ def calibration_examples(
     """
     examples = []
     for features in iterate_features(source):
-        missing = [key for key in _FEATURE_KEYS if key not in features]
+        missing = [key for key in INPUT_FEATURES.values() if key not in features]
         if missing:
             raise ValueError(
-                f"Representative features lack {missing}. Expected keys {list(_FEATURE_KEYS)}; "
+                f"Representative features lack {missing}. Expected keys "
+                f"{list(INPUT_FEATURES.values())}; "
                 f"received keys {sorted(features)}."
             )
-        arrays = [np.asarray(features[key]) for key in _FEATURE_KEYS]
+        arrays = [np.asarray(features[key]) for key in INPUT_FEATURES.values()]
         arrays = [a[None, :] if a.ndim == 1 else a for a in arrays]
         for row in range(arrays[0].shape[0]):
             examples.append({
                 name: fit_length(array[row], sequence_length)[None, :]
-                for name, array in zip(INPUT_NAMES, arrays)
+                for name, array in zip(INPUT_FEATURES, arrays)
             })
             if len(examples) >= max_examples:
                 return examples

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from tf_tinybert.export.calibration import fit_length
-from tf_tinybert.export.serving import INPUT_NAMES
+from tf_tinybert.export.serving import INPUT_FEATURES
 from tf_tinybert.export.verify import tflite_probabilities
+from tf_tinybert.runtime.contract import INPUT_WORD_IDS
 
 
 def evaluate_tflite(
@@ -36,13 +37,13 @@ def evaluate_tflite(
     with open(model_path, "rb") as f:
         model_content = f.read()
     inputs = Interpreter(model_content=model_content).get_signature_runner().get_input_details()
-    if INPUT_NAMES[0] not in inputs:
+    if INPUT_WORD_IDS not in inputs:
         raise ValueError(
-            f"{os.fspath(model_path)!r} has no {INPUT_NAMES[0]!r} input; expected a model "
+            f"{os.fspath(model_path)!r} has no {INPUT_WORD_IDS!r} input; expected a model "
             f"written by tf_tinybert.export. Received inputs: {sorted(inputs)}."
         )
-    sequence_length = int(inputs[INPUT_NAMES[0]]["shape"][-1])
-    rows = {key: [] for key in ("token_ids", "padding_mask", "segment_ids")}
+    sequence_length = int(inputs[INPUT_WORD_IDS]["shape"][-1])
+    rows = {key: [] for key in INPUT_FEATURES.values()}
     labels = []
     for element in load(os.fspath(data), batch_size=64, shuffle=False, bucket_by_length=False):
         if not isinstance(element, (tuple, list)):

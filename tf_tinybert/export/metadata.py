@@ -24,17 +24,24 @@ from collections.abc import Sequence
 import flatbuffers
 import numpy as np
 
-VOCAB_FILE = "vocab.txt"
-LABELS_FILE = "labels.txt"
+from tf_tinybert.runtime.contract import (
+    INPUT_MASK,
+    INPUT_TYPE_IDS,
+    INPUT_WORD_IDS,
+    LABELS_FILE,
+    OUTPUT_NAME,
+    VOCAB_FILE,
+)
+
 METADATA_NAME = "TFLITE_METADATA"
 # BertTokenizerOptions and input_process_units arrived in metadata schema 1.1.0; nothing
 # newer is used, so any MediaPipe or TFLite Support release that reads 1.1.0 reads this.
 MIN_PARSER_VERSION = "1.1.0"
 
 _TENSOR_ROLES = {
-    "input_word_ids": ("ids", "Tokenized ids of the input text."),
-    "input_mask": ("mask", "Mask with 1 for real tokens and 0 for padding tokens."),
-    "input_type_ids": ("segment_ids", "0 for the first sequence, 1 for the second."),
+    INPUT_WORD_IDS: ("ids", "Tokenized ids of the input text."),
+    INPUT_MASK: ("mask", "Mask with 1 for real tokens and 0 for padding tokens."),
+    INPUT_TYPE_IDS: ("segment_ids", "0 for the first sequence, 1 for the second."),
 }
 
 
@@ -132,7 +139,7 @@ def _input_tensor_metadata(metadata_fb, tensor_name: str):
 
 def _output_tensor_metadata(metadata_fb, is_float: bool):
     tensor = metadata_fb.TensorMetadataT()
-    tensor.name = "probability"
+    tensor.name = OUTPUT_NAME
     tensor.description = "Probabilities of the labels respectively."
     tensor.content = _feature_content(metadata_fb)
     tensor.stats = metadata_fb.StatsT()

@@ -19,9 +19,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import fit_length, iterate_features
 from tf_tinybert.export.metadata import MIN_PARSER_VERSION, add_metadata
 from tf_tinybert.export.ops import min_runtime_version, operator_versions
+from tf_tinybert.export.serving import INPUT_FEATURES
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
@@ -29,11 +31,8 @@ from tf_tinybert.export.tflite import (
     to_tflite,
 )
 from tf_tinybert.export.verify import Verification, check, check_signature, compare
+from tf_tinybert.runtime.contract import EXPORT_INFO_FILE, LABELS_FILE, MODEL_FILE, VOCAB_FILE
 
-MODEL_FILE = "model.tflite"
-VOCAB_FILE = "vocab.txt"
-LABELS_FILE = "labels.txt"
-REPORT_FILE = "export.json"
 FP32_MAX_ABS_DIFF = 1e-4
 
 
@@ -87,7 +86,7 @@ def export_classifier(
             name or folder for `tf_tinybert.tokenizers.load_tokenizer`. Its vocabulary
             must have as many entries as the model's embedding table.
         output_dir: the folder to create.
-        quantization: one of QUANTIZATION_MODES ("fp32", "fp16", "dynamic", "int8").
+        quantization: one of tf_tinybert.choices.EXPORT_MODES ("fp32", "fp16", "dynamic", "int8").
         sequence_length: the fixed input length L (<= the model's max_sequence_length).
         representative_data: "int8" only: a prepared TFRecord folder or an iterable of
             feature dicts to calibrate activation ranges on.
@@ -189,7 +188,7 @@ def export_classifier(
         MODEL_FILE: model_content,
         VOCAB_FILE: ("\n".join(vocabulary) + "\n").encode("utf-8"),
         LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
-        REPORT_FILE: (json.dumps(info, indent=2) + "\n").encode("utf-8"),
+        EXPORT_INFO_FILE: (json.dumps(info, indent=2) + "\n").encode("utf-8"),
     }
     _write_folder_atomically(output_dir, files)
     return ExportReport(
@@ -268,13 +267,13 @@ def _held_out(eval_data, tokenizer, sequence_length, max_examples):
         return _synthetic_examples(tokenizer, sequence_length, max_examples), None, (
             f"{max_examples} random token sequences (no eval_data given)"
         )
-    rows = {key: [] for key in ("token_ids", "padding_mask", "segment_ids")}
+    rows = {key: [] for key in INPUT_FEATURES.values()}
     labels = []
     for element in _with_labels(eval_data):
         features, batch_labels = element
         arrays = {key: np.asarray(features[key]) for key in rows}
         arrays = {key: a[None, :] if a.ndim == 1 else a for key, a in arrays.items()}
-        count = arrays["token_ids"].shape[0]
+        count = arrays[TOKEN_IDS].shape[0]
         for key, array in arrays.items():
             rows[key].extend(fit_length(row, sequence_length) for row in array)
         labels.extend(
@@ -318,8 +317,8 @@ def _synthetic_examples(tokenizer, sequence_length, count):
         token_ids[row, 0], token_ids[row, length - 1] = (
             tokenizer.cls_token_id, tokenizer.sep_token_id)
         padding_mask[row, :length] = 1
-    return {"token_ids": token_ids, "padding_mask": padding_mask,
-            "segment_ids": np.zeros_like(token_ids)}
+    return {TOKEN_IDS: token_ids, PADDING_MASK: padding_mask,
+            SEGMENT_IDS: np.zeros_like(token_ids)}
 
 
 def _tokenizer_identity(tokenizer, vocabulary) -> dict:

@@ -16,11 +16,19 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.outliers import SplitStreamForward
 from tf_tinybert.models import forward_with_intermediates
+from tf_tinybert.runtime.contract import (
+    INPUT_MASK,
+    INPUT_NAMES,
+    INPUT_TYPE_IDS,
+    INPUT_WORD_IDS,
+    OUTPUT_NAME,
+)
 
-INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
-OUTPUT_NAME = "probability"
+# The model feature each serving input carries, in INPUT_NAMES order.
+INPUT_FEATURES = {INPUT_WORD_IDS: TOKEN_IDS, INPUT_MASK: PADDING_MASK, INPUT_TYPE_IDS: SEGMENT_IDS}
 
 _BACKBONE_LAYERS = (
     "token_embedding",
@@ -113,7 +121,7 @@ def classifier_probabilities(
         )
     elif attention_mask_value is None:
         outputs = model(
-            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask},
+            {TOKEN_IDS: token_ids, SEGMENT_IDS: segment_ids, PADDING_MASK: padding_mask},
             training=False,
         )
     else:
@@ -132,7 +140,7 @@ def _softmax_unless_done(model, outputs):
 
 def _clipped_mask_forward(model, token_ids, padding_mask, segment_ids, mask_value):
     """BertBackbone + head in inference mode, with padded attention keys set to `mask_value`."""
-    features = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+    features = {TOKEN_IDS: token_ids, SEGMENT_IDS: segment_ids, PADDING_MASK: padding_mask}
     return forward_with_intermediates(model, features, attention_mask_value=mask_value)["logits"]
 
 

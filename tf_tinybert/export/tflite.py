@@ -15,16 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_tinybert.export.calibration import _FEATURE_KEYS, calibration_examples
+from tf_tinybert.choices import EXPORT_MODES
+from tf_tinybert.export.calibration import calibration_examples
 from tf_tinybert.export.ops import (
     UnsupportedOpsError,
     builtin_operator_names,
     check_builtin_ops,
 )
 from tf_tinybert.export.outliers import find_outlier_channels
-from tf_tinybert.export.serving import INPUT_NAMES, check_classifier, save_serving_model
+from tf_tinybert.export.serving import INPUT_FEATURES, check_classifier, save_serving_model
 
-QUANTIZATION_MODES = ("fp32", "fp16", "dynamic", "int8")
 # Pre-softmax value for padded attention keys in the int8 graph (see
 # serving.classifier_probabilities): exp(-30) ~ 1e-13 of a real key's weight, and a
 # calibrated range that stays close to the real scores.
@@ -63,9 +63,9 @@ def check_sequence_length(model, sequence_length) -> int:
 def check_export_arguments(model, quantization: str, sequence_length) -> int:
     """Check the model and the mode before any work; return the sequence length as an int."""
     check_classifier(model)
-    if quantization not in QUANTIZATION_MODES:
+    if quantization not in EXPORT_MODES:
         raise ValueError(
-            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
+            f"Expected `quantization` to be one of {EXPORT_MODES}. "
             f"Received: quantization={quantization!r}."
         )
     return check_sequence_length(model, sequence_length)
@@ -150,7 +150,7 @@ def to_tflite(
         count = min(outlier_channels, model.backbone.hidden_dim // 8)
         if count > 0 and attention_mask_value is not None:
             batch = {key: np.concatenate([e[name] for e in examples])
-                     for key, name in zip(_FEATURE_KEYS, INPUT_NAMES)}
+                     for name, key in INPUT_FEATURES.items()}
             channels = find_outlier_channels(model, batch, count)
     with tempfile.TemporaryDirectory(prefix="tf_tinybert_savedmodel_") as saved_model_dir:
         save_serving_model(model, saved_model_dir, sequence_length, attention_mask_value,

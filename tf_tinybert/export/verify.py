@@ -12,7 +12,9 @@ import dataclasses
 
 import numpy as np
 
-from tf_tinybert.export.serving import INPUT_NAMES, OUTPUT_NAME, classifier_probabilities
+from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+from tf_tinybert.export.serving import INPUT_FEATURES, classifier_probabilities
+from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME
 
 
 class ExportVerificationError(ValueError):
@@ -53,12 +55,11 @@ def tflite_probabilities(
     runner = interpreter.get_signature_runner()
     output = runner.get_output_details()[OUTPUT_NAME]
     scale, zero_point = output["quantization"]
-    columns = [features["token_ids"], features["padding_mask"], features["segment_ids"]]
     rows = []
-    for i in range(columns[0].shape[0]):
+    for i in range(features[TOKEN_IDS].shape[0]):
         inputs = {
-            name: np.asarray(column[i : i + 1], dtype=np.int32)
-            for name, column in zip(INPUT_NAMES, columns)
+            name: np.asarray(features[key][i : i + 1], dtype=np.int32)
+            for name, key in INPUT_FEATURES.items()
         }
         rows.append(runner(**inputs)[OUTPUT_NAME][0])
     probabilities = np.asarray(rows)
@@ -70,13 +71,13 @@ def tflite_probabilities(
 def keras_probabilities(model, features: dict[str, np.ndarray], batch_size: int = 32):
     """Softmax probabilities of the Keras classifier on `features`, float32 [N, C]."""
     outputs = []
-    for start in range(0, features["token_ids"].shape[0], batch_size):
+    for start in range(0, features[TOKEN_IDS].shape[0], batch_size):
         rows = slice(start, start + batch_size)
         outputs.append(np.asarray(classifier_probabilities(
             model,
-            features["token_ids"][rows],
-            features["padding_mask"][rows],
-            features["segment_ids"][rows],
+            features[TOKEN_IDS][rows],
+            features[PADDING_MASK][rows],
+            features[SEGMENT_IDS][rows],
         )))
     return np.concatenate(outputs).astype(np.float32)
 

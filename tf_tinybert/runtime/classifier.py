@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tf_tinybert.runtime import model_files
+from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME
 from tf_tinybert.runtime.wordpiece import WordpieceTokenizer
-
-INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
-OUTPUT_NAME = "probability"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ import json
 import os
 import zipfile
 
+from tf_tinybert.runtime.contract import EXPORT_INFO_FILE, LABELS_FILE, VOCAB_FILE
 from tf_tinybert.runtime.wordpiece import decode_text, read_vocabulary_text
 
 # Bytes 4..8 of every TFLite flatbuffer: the schema's file_identifier.
 TFLITE_IDENTIFIER = b"TFL3"
-VOCAB_FILENAME = "vocab.txt"
-LABELS_FILENAME = "labels.txt"
-EXPORT_INFO_FILENAME = "export.json"
 
 
 class ModelFileError(ValueError):
@@ -91,11 +89,11 @@ def load_vocabulary(
     if vocab is not None:
         return _read_lines_file(os.fspath(vocab), "vocabulary"), f"'{os.fspath(vocab)}'"
     files = associated_files(model_bytes)
-    name = _pick(files, VOCAB_FILENAME, "vocab")
+    name = _pick(files, VOCAB_FILE, "vocab")
     if name is not None:
         source = f"'{name}' inside '{path}'"
         return read_vocabulary_text(decode_text(files[name], source), source), source
-    beside = os.path.join(os.path.dirname(path), VOCAB_FILENAME)
+    beside = os.path.join(os.path.dirname(path), VOCAB_FILE)
     if os.path.exists(beside):
         return _read_lines_file(beside, "vocabulary"), f"'{beside}'"
     raise ModelFileError(
@@ -126,11 +124,11 @@ def load_labels(
         return _read_lines_file(os.fspath(labels), "labels")
     path = os.fspath(model_path)
     files = associated_files(model_bytes)
-    name = _pick(files, LABELS_FILENAME, "label")
+    name = _pick(files, LABELS_FILE, "label")
     if name is not None:
         source = f"'{name}' inside '{path}'"
         return _split_labels(decode_text(files[name], source))
-    beside = os.path.join(os.path.dirname(path), LABELS_FILENAME)
+    beside = os.path.join(os.path.dirname(path), LABELS_FILE)
     if os.path.exists(beside):
         return _read_lines_file(beside, "labels")
     return None
@@ -144,7 +142,7 @@ def read_export_info(model_path: str | os.PathLike) -> dict:
     info = read_export_info("export/model.tflite")
     ```
     """
-    path = os.path.join(os.path.dirname(os.fspath(model_path)), EXPORT_INFO_FILENAME)
+    path = os.path.join(os.path.dirname(os.fspath(model_path)), EXPORT_INFO_FILE)
     if not os.path.exists(path):
         return {}
     try:

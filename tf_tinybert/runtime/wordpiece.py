@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from tf_tinybert.runtime.contract import INPUT_MASK, INPUT_TYPE_IDS, INPUT_WORD_IDS
+
 # tf_text's FastWordpieceTokenizer (max_bytes_per_token) maps longer words to the unknown token.
 MAX_BYTES_PER_WORD = 100
 
@@ -300,9 +302,9 @@ class WordpieceTokenizer:
         length = len(word_ids)
         padding = sequence_length - length
         return {
-            "input_word_ids": np.array(word_ids + [self.pad_id] * padding, dtype=np.int32),
-            "input_mask": np.array([1] * length + [0] * padding, dtype=np.int32),
-            "input_type_ids": np.array(type_ids + [0] * padding, dtype=np.int32),
+            INPUT_WORD_IDS: np.array(word_ids + [self.pad_id] * padding, dtype=np.int32),
+            INPUT_MASK: np.array([1] * length + [0] * padding, dtype=np.int32),
+            INPUT_TYPE_IDS: np.array(type_ids + [0] * padding, dtype=np.int32),
         }
 
 

@@ -1,0 +1,40 @@
+"""Every closed set of string choices in tf_tinybert, each defined once.
+
+Config validation (`tf_tinybert.config`), the CLI's `choices=`, `Distiller`, the layer map and
+the TFLite converter all read their allowed values from here. This module imports nothing, so
+any layer (the TensorFlow-free runtime included) may import it.
+
+Example:
+```python
+from tf_tinybert.choices import EXPORT_MODES
+
+"int8" in EXPORT_MODES  # True
+```
+"""
+
+# A task's label type; prepared data without labels is "unlabeled".
+TASK_TYPES = ("classification", "regression")
+DATA_TASKS = (*TASK_TYPES, "unlabeled")
+
+# Files a task config reads; `prepare` also reads plain text (one passage per line) and tfds.
+FILE_FORMATS = ("tsv", "csv", "jsonl")
+INPUT_FORMATS = (*FILE_FORMATS, "text", "tfds")
+
+# How a student's weights start: random, or copied from the teacher's layers.
+STUDENT_INITS = ("random", "from_teacher")
+
+# Which teacher layer each student layer learns from (see tf_tinybert.layer_map).
+LAYER_MAPS = ("uniform", "last")
+
+# TFLite export: float32, float16 weights, dynamic-range int8 weights, full integer.
+EXPORT_MODES = ("fp32", "fp16", "dynamic", "int8")
+
+# TinyBERT's stages, run in turn; "joint" trains every loss at once instead.
+PIPELINE_STAGES = ("general", "intermediate", "prediction")
+STAGES = (*PIPELINE_STAGES, "joint")
+
+# The Distiller's losses, in the order their trackers are reported.
+LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard")
+
+# tf.distribute strategies.
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
