@@ -8,8 +8,6 @@ import textwrap
 import pytest
 
 from tf_tinybert import config as cfg
-from tf_tinybert.metrics import TASK_METRICS
-from tf_tinybert.models import STUDENT_PRESETS
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 KINDS = {"recipes": cfg.RecipeConfig, "tasks": cfg.TaskConfig, "students": cfg.StudentConfig}
@@ -47,15 +45,38 @@ def test_each_kind_of_config_is_shipped():
         assert list((CONFIGS / kind).glob("*.yaml")), kind
 
 
-@pytest.mark.parametrize("name", sorted(STUDENT_PRESETS))
-def test_student_configs_match_the_model_presets(name):
-    assert cfg.load_student(name).backbone_config() == {**STUDENT_PRESETS[name], "dropout": 0.1}
+# The paper shapes (Jiao et al., 2020; BERT-mini) the student presets must keep.
+PAPER_STUDENTS = {
+    "tinybert_4l_312h": {"num_layers": 4, "hidden_dim": 312, "num_heads": 12,
+                         "intermediate_dim": 1200},
+    "tinybert_6l_768h": {"num_layers": 6, "hidden_dim": 768, "num_heads": 12,
+                         "intermediate_dim": 3072},
+    "bert_4l_128h": {"num_layers": 4, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 512},
+}
+# GLUE's official metrics (Wang et al., 2019), the selection metric first.
+GLUE_METRICS = {
+    "cola": ("matthews_corrcoef",), "sst2": ("accuracy",), "mrpc": ("accuracy", "f1"),
+    "stsb": ("pearson", "spearman"), "qqp": ("accuracy", "f1"), "mnli": ("accuracy",),
+    "qnli": ("accuracy",), "rte": ("accuracy",),
+}
 
 
-@pytest.mark.parametrize("name", ["sst2", "mrpc", "cola", "stsb", "qqp", "mnli", "qnli", "rte"])
+def test_shipped_names_list_the_yaml_stems():
+    assert cfg.shipped_names("students") == sorted(p.stem for p in (CONFIGS / "students").glob("*.yaml"))
+    assert set(PAPER_STUDENTS) <= set(cfg.shipped_names("students"))
+    assert cfg.shipped_names("tasks") == sorted(GLUE_METRICS)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_STUDENTS))
+def test_student_presets_have_the_paper_shapes(name):
+    assert cfg.load_student(name).backbone_config() == {**PAPER_STUDENTS[name], "dropout": 0.1}
+
+
+@pytest.mark.parametrize("name", sorted(GLUE_METRICS))
 def test_task_configs_report_the_glue_metrics(name):
     task = cfg.load_task(name)
-    assert task.metrics == TASK_METRICS[name]
+    assert task.metrics == GLUE_METRICS[name]
+    assert task.primary_metric == GLUE_METRICS[name][0]
     assert task.tfds is not None and task.tfds.name == f"glue/{name}"
     assert task.is_pair == (name not in ("sst2", "cola"))
 

@@ -139,3 +139,12 @@ def test_bad_arguments_and_vocabulary_mismatch(prepared, tmp_path):
         augment(prepared, tmp_path / "x", tiny_classifier(vocabulary_size=len(TINY_VOCAB) + 1), tokenizer=other)
     with pytest.raises(ValueError, match=f"teacher has a {len(TINY_VOCAB) + 2}-token vocabulary"):
         augment(prepared, tmp_path / "x", tiny_classifier(vocabulary_size=len(TINY_VOCAB) + 2))
+
+
+def test_a_teacher_source_resolves_like_every_teacher_alias_included():
+    # The offline alias used to reach keras-hub's from_preset as a literal name and fail.
+    from tf_tinybert.data.augment import _resolve_teacher
+
+    backbone, masked_lm, name = _resolve_teacher("minilm-l6-offline")
+    assert (backbone.num_layers, backbone.hidden_dim, masked_lm, name) == (
+        6, 384, None, "minilm-l6-offline")

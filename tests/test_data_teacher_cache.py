@@ -71,5 +71,10 @@ def test_teacher_from_a_keras_file_and_mismatches(prepared, tmp_path):
                       tmp_path / "other", verbose=0)
     with pytest.raises(ValueError, match="must differ from the input"):
         cache_teacher(prepared / "data", teacher, prepared / "data", verbose=0)
-    with pytest.raises(ValueError, match="classification head"):
+    # Sources load through teachers.load_teacher: a backbone alone has no head to cache.
+    teacher.backbone.save(tmp_path / "backbone.keras")
+    with pytest.raises(ValueError, match="has no classification head"):
+        cache_teacher(prepared / "data", str(tmp_path / "backbone.keras"), tmp_path / "x",
+                      verbose=0)
+    with pytest.raises(ValueError, match="no config.json"):
         cache_teacher(prepared / "data", str(tmp_path), tmp_path / "x", verbose=0)

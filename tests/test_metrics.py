@@ -166,25 +166,9 @@ def test_compute_metrics_returns_each_named_metric():
     assert result == {"accuracy": pytest.approx(0.75), "f1": pytest.approx(0.8)}
 
 
-@pytest.mark.parametrize(
-    ("task", "expected"),
-    [("sst2", "accuracy"), ("cola", "matthews_corrcoef"), ("stsb", "pearson"),
-     ("mrpc", "accuracy"), ("mnli", "accuracy")],
-)
-def test_primary_metric_per_task(task, expected):
-    assert metrics.primary_metric(task) == expected
-
-
-def test_task_metrics_of_pair_tasks_include_f1():
-    assert metrics.task_metrics("qqp") == ("accuracy", "f1")
-    assert metrics.task_metrics("stsb") == ("pearson", "spearman")
-
-
-def test_unknown_metric_and_task_are_named():
+def test_unknown_metric_is_named():
     with pytest.raises(ValueError, match="'acc'"):
         metrics.compute_metrics(["acc"], [1], [1])
-    with pytest.raises(ValueError, match="'sst3'"):
-        metrics.primary_metric("sst3")
 
 
 def test_mismatched_lengths_name_both_shapes():

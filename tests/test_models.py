@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from tiny_models import random_features, tiny_classifier
 
+from tf_tinybert.config import load_student, shipped_names
 from tf_tinybert.models import (
-    STUDENT_PRESETS,
     bert_backbone,
     build_student,
     forward_with_intermediates,
@@ -23,9 +23,9 @@ def _bert_param_count(vocab, hidden, layers, intermediate, max_len, classes, seg
     return embeddings + layers * layer + pooler + hidden * classes + classes
 
 
-@pytest.mark.parametrize("name", sorted(STUDENT_PRESETS))
+@pytest.mark.parametrize("name", shipped_names("students"))
 def test_presets_have_the_documented_shapes(name):
-    preset = STUDENT_PRESETS[name]
+    preset = load_student(name).backbone_config()
     student = build_student(name, num_classes=2, vocabulary_size=1000, max_sequence_length=64)
     backbone = student.backbone
     assert (backbone.num_layers, backbone.hidden_dim, backbone.num_heads,
@@ -49,6 +49,17 @@ def test_build_student_from_a_dict_and_bad_names():
     assert student.num_classes == 3 and student.backbone.vocabulary_size == 50
     with pytest.raises(ValueError, match="Unknown student preset 'tinybert_5l'"):
         build_student("tinybert_5l", num_classes=2)
+
+
+def test_build_student_takes_the_presets_dropout_unless_given(tmp_path):
+    path = tmp_path / "wide.yaml"
+    path.write_text("name: wide\nnum_layers: 1\nhidden_dim: 8\nnum_heads: 2\n"
+                    "intermediate_dim: 16\ndropout: 0.25\n", encoding="utf-8")
+    kwargs = dict(num_classes=2, vocabulary_size=50, max_sequence_length=16)
+    assert build_student(str(path), **kwargs).backbone.dropout == 0.25
+    assert build_student(str(path), dropout=0.0, **kwargs).backbone.dropout == 0.0
+    assert build_student({"num_layers": 1, "hidden_dim": 8, "num_heads": 2,
+                          "intermediate_dim": 16}, **kwargs).backbone.dropout == 0.1
     with pytest.raises(ValueError, match="Unknown student config keys \\['hidden'\\]"):
         build_student({"hidden": 8}, num_classes=2)
 

@@ -24,7 +24,6 @@ _LAZY_ATTRIBUTES = {
     "Distiller": "tf_tinybert.distiller",
     "build_student": "tf_tinybert.models",
     "student_from_teacher": "tf_tinybert.models",
-    "STUDENT_PRESETS": "tf_tinybert.models",
 }
 _LAZY_MODULES = ("data", "export", "runtime", "losses", "layer_map", "metrics", "config")
 

@@ -138,15 +138,11 @@ def cmd_finetune_teacher(args) -> int:
 def _student_for(args, teacher, num_classes):
     import keras
 
-    from tf_tinybert.models import STUDENT_PRESETS, build_student
+    from tf_tinybert.config import load_student
+    from tf_tinybert.models import build_student
 
     if args.student.endswith(".keras"):
         return keras.saving.load_model(args.student, compile=False)
-    if args.student in STUDENT_PRESETS:
-        return build_student(args.student, num_classes=num_classes,
-                             vocabulary_size=teacher.backbone.vocabulary_size,
-                             max_sequence_length=args.max_sequence_length)
-    from tf_tinybert.config import load_student
 
     config = load_student(args.student)
     return build_student(config.backbone_config(), num_classes=num_classes,
@@ -184,11 +180,11 @@ def cmd_distill(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from tf_tinybert.config import load_task
     from tf_tinybert.data import load, read_manifest
-    from tf_tinybert.metrics import task_metrics
 
     manifest = read_manifest(args.data)
-    metrics = _split_list(args.metrics) or (task_metrics(args.task) if args.task else
+    metrics = _split_list(args.metrics) or (load_task(args.task).metrics if args.task else
                                              (["pearson", "spearman"] if manifest.num_classes == 1
                                               else ["accuracy"]))
     if args.model.endswith(".tflite"):

@@ -12,6 +12,13 @@ the valid keys; a wrong type names the expected and received types; ranges are c
 class's `__post_init__`. Relative paths in a config (data folders, teacher folders) are used as
 written, that is relative to the working directory the command runs in.
 
+Why a hand-written checker and not `dacite` (a strict dataclass loader, weighed for issue 10):
+dacite reports a dotted field path but knows nothing of the YAML file and line, so each error
+would be caught and re-located anyway; it accepts `True` where an int is expected (bool is an
+int subclass), has no hook for named references (`student: tinybert_4l_312h`, `{from: ...}`)
+or YAML 1.1's dot-less floats (`5e-5`), and gives no "did you mean" hints. Adopting it would
+add a dependency and type hooks without shrinking `_convert`/`_build` (about 80 lines).
+
 Example:
 ```python
 from tf_tinybert.config import load_recipe
@@ -49,7 +56,10 @@ from tf_tinybert.choices import (
 )
 from tf_tinybert.metrics import METRICS, REGRESSION_METRICS
 
-# The configs/ folder of a source checkout (editable installs), searched for names last.
+# The configs/ folder of a source checkout (editable installs), searched for names last. It is the
+# one source of the student presets (configs/students/) and of each task's metrics
+# (configs/tasks/). A wheel does not ship it: there, names resolve only beside a recipe (its
+# folder and the folder above), and `load_student`/`load_task` take a YAML path.
 DEFAULT_CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 # PyYAML reads YAML 1.1, where `5e-5` (no dot) is a string; float fields accept that spelling.
@@ -229,7 +239,7 @@ class StudentConfig:
     """A student architecture (`configs/students/*.yaml`) and how it starts.
 
     Args:
-        name: student name (a `tf_tinybert.models.STUDENT_PRESETS` key for the presets).
+        name: student name (the file's stem for the presets in `configs/students/`).
         num_layers, hidden_dim, num_heads, intermediate_dim, dropout: `BertBackbone` arguments.
         init: "random", or "from_teacher" to copy the teacher's embeddings and the
             transformer layers in `init_layers` (needs the teacher's width).
@@ -896,6 +906,17 @@ def load_task(name_or_path: str) -> TaskConfig:
     ```
     """
     return _load_reference("tasks", str(name_or_path), _Source(f"load_task({name_or_path!r})"), ())
+
+
+def shipped_names(kind: str) -> list[str]:
+    """The config names shipped in the checkout's `configs/<kind>/` ("students", "tasks", ...).
+
+    Example:
+    ```python
+    shipped_names("students")  # ['bert_4l_128h', ..., 'tinybert_6l_768h']
+    ```
+    """
+    return sorted(path.stem for path in (DEFAULT_CONFIG_DIR / kind).glob("*.yaml"))
 
 
 def load_student(name_or_path: str) -> StudentConfig:

@@ -2,7 +2,8 @@
 
 Each metric takes `(predictions, labels)` and returns a Python float. For classification,
 `predictions` may be class ids `[N]` or scores `[N, C]` (logits or probabilities; the argmax
-is taken). For regression, `[N]` or `[N, 1]`.
+is taken). For regression, `[N]` or `[N, 1]`. Which metrics a task reports is the task's
+business: `configs/tasks/<task>.yaml`'s `metrics` (`tf_tinybert.config.load_task(name).metrics`).
 
 Example:
 ```python
@@ -10,7 +11,6 @@ from tf_tinybert import metrics
 
 metrics.compute_metrics(["accuracy", "f1"], [1, 0, 1, 1], [1, 0, 0, 1])
 # {'accuracy': 0.75, 'f1': 0.8}
-metrics.primary_metric("cola")  # 'matthews_corrcoef'
 ```
 """
 
@@ -19,19 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-# Metrics reported for each GLUE task, the first being the one a run is selected by.
-TASK_METRICS = {
-    "cola": ("matthews_corrcoef",),
-    "sst2": ("accuracy",),
-    "mrpc": ("accuracy", "f1"),
-    "stsb": ("pearson", "spearman"),
-    "qqp": ("accuracy", "f1"),
-    "mnli": ("accuracy",),
-    "qnli": ("accuracy",),
-    "rte": ("accuracy",),
-    "wnli": ("accuracy",),
-}
 
 REGRESSION_METRICS = ("pearson", "spearman")
 
@@ -200,31 +187,6 @@ def task_metric(name: str) -> Callable[..., float]:
     if name not in METRICS:
         raise ValueError(f"Unknown metric {name!r}. Expected one of {sorted(METRICS)}.")
     return METRICS[name]
-
-
-def task_metrics(task: str) -> tuple[str, ...]:
-    """The GLUE metrics of `task` (e.g. `("accuracy", "f1")` for "mrpc").
-
-    Example:
-    ```python
-    task_metrics("stsb")  # ('pearson', 'spearman')
-    ```
-    """
-    key = task.lower().replace("-", "")
-    if key not in TASK_METRICS:
-        raise ValueError(f"Unknown GLUE task {task!r}. Expected one of {sorted(TASK_METRICS)}.")
-    return TASK_METRICS[key]
-
-
-def primary_metric(task: str) -> str:
-    """The metric a run on `task` is selected by: the first of `task_metrics(task)`.
-
-    Example:
-    ```python
-    primary_metric("mrpc")  # 'accuracy'
-    ```
-    """
-    return task_metrics(task)[0]
 
 
 def compute_metrics(task_metrics: Sequence[str], predictions, labels) -> dict[str, float]:

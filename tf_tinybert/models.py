@@ -10,15 +10,6 @@ import keras
 import keras_hub
 from keras import ops
 
-STUDENT_PRESETS = {
-    # The paper's TinyBERT-4 (14.5M parameters with a 30,522-token vocabulary).
-    "tinybert_4l_312h": {"num_layers": 4, "hidden_dim": 312, "num_heads": 12, "intermediate_dim": 1200},
-    # The paper's TinyBERT-6: BERT-base width, half its depth.
-    "tinybert_6l_768h": {"num_layers": 6, "hidden_dim": 768, "num_heads": 12, "intermediate_dim": 3072},
-    # A very small student for quick experiments (BERT-mini shape).
-    "bert_4l_128h": {"num_layers": 4, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 512},
-}
-
 _BACKBONE_KEYS = (
     "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "dropout", "num_segments",
     "vocabulary_size", "max_sequence_length",
@@ -30,17 +21,20 @@ def build_student(
     num_classes: int,
     vocabulary_size: int = 30522,
     max_sequence_length: int = 128,
-    dropout: float = 0.1,
+    dropout: float | None = None,
 ) -> keras_hub.models.BertTextClassifier:
     """Build a randomly initialised student `BertTextClassifier` (no preprocessor).
 
     Args:
-        name_or_config: a preset name from `STUDENT_PRESETS` or a dict of `BertBackbone`
-            arguments (`num_layers`, `hidden_dim`, `num_heads`, `intermediate_dim`, ...).
+        name_or_config: a student preset (a name or path that `tf_tinybert.config.load_student`
+            reads: `configs/students/*.yaml`) or a dict of `BertBackbone` arguments
+            (`num_layers`, `hidden_dim`, `num_heads`, `intermediate_dim`, ...). Only the shape
+            is read from a preset; `init: from_teacher` is `student_from_teacher`'s business.
         num_classes: number of output classes; 1 builds a regression head.
         vocabulary_size: size of the teacher's vocabulary (the student shares its tokenizer).
         max_sequence_length: longest input the student accepts.
-        dropout: dropout rate of the backbone and of the classification head.
+        dropout: dropout rate of the backbone and of the classification head; by default the
+            preset's (or the dict's) `dropout`, else 0.1.
 
     Example:
     ```python
@@ -49,12 +43,16 @@ def build_student(
     ```
     """
     if isinstance(name_or_config, str):
-        if name_or_config not in STUDENT_PRESETS:
+        from tf_tinybert.config import ConfigError, load_student, shipped_names
+
+        try:
+            config = load_student(name_or_config).backbone_config()
+        except ConfigError as error:
             raise ValueError(
-                f"Unknown student preset {name_or_config!r}. "
-                f"Expected one of {sorted(STUDENT_PRESETS)} or a dict of BertBackbone arguments."
-            )
-        config = dict(STUDENT_PRESETS[name_or_config])
+                f"Unknown student preset {name_or_config!r}. Expected one of "
+                f"{shipped_names('students')} (configs/students/), a student YAML path or a "
+                f"dict of BertBackbone arguments. ({error})"
+            ) from error
     elif isinstance(name_or_config, dict):
         config = dict(name_or_config)
     else:
@@ -69,7 +67,10 @@ def build_student(
         )
     config.setdefault("vocabulary_size", vocabulary_size)
     config.setdefault("max_sequence_length", max_sequence_length)
-    config.setdefault("dropout", dropout)
+    if dropout is not None:
+        config["dropout"] = dropout
+    config.setdefault("dropout", 0.1)
+    dropout = config["dropout"]
     if num_classes < 1:
         raise ValueError(f"Expected `num_classes` >= 1. Received: num_classes={num_classes}")
     backbone = keras_hub.models.BertBackbone(**config)

@@ -21,6 +21,7 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
+from tf_tinybert.teachers import load_backbone, resolve_source
 from tf_tinybert.tokenizers import load_tokenizer, vocabulary_hash
 
 __all__ = ["augment"]
@@ -33,11 +34,13 @@ def _resolve_teacher(teacher):
     """(backbone, masked_lm or None, name) of a model, a `.keras` file or a preset/folder."""
     name = teacher if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "name", "teacher")
     if isinstance(teacher, (str, os.PathLike)):
-        path = os.fspath(teacher)
+        # Sources resolve as for every teacher (aliases included); a .keras file keeps its
+        # masked-LM head, anything else gives its backbone (embedding neighbours only).
+        path = resolve_source(teacher)
         if path.endswith(".keras"):
-            teacher = keras.saving.load_model(path)
+            teacher = keras.saving.load_model(path, compile=False)
         else:
-            teacher = keras_hub.models.BertBackbone.from_preset(path)
+            teacher = load_backbone(path)
     masked_lm = teacher if isinstance(teacher, keras_hub.models.BertMaskedLM) else None
     backbone = getattr(teacher, "backbone", teacher)
     if not hasattr(backbone, "token_embedding"):
@@ -150,7 +153,9 @@ def augment(
         input: a prepared directory (its records keep their text).
         output: the directory to write; a prepared directory with its own manifest.
         teacher: a `BertMaskedLM`, `BertTextClassifier` or `BertBackbone`; a `.keras` file;
-            or a keras-hub preset / Hugging Face folder (a backbone: embedding neighbours).
+            or any other teacher source `tf_tinybert.teachers.load_backbone` reads (a keras-hub
+            preset, a Hugging Face folder, the "minilm-l6-offline" alias): a backbone, so
+            embedding neighbours only.
         copies: augmented copies per row (the paper's N_a = 20).
         p: probability of replacing each word (p_t = 0.4).
         candidates: candidates per word (K = 15).

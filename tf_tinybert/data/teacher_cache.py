@@ -18,23 +18,24 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
+from tf_tinybert.teachers import load_teacher
 
 __all__ = ["cache_teacher"]
 
-_INPUTS = (features.TOKEN_IDS, features.SEGMENT_IDS, features.PADDING_MASK)
-
 
 def _resolve_teacher(teacher):
+    """(classifier, name): a model as given, or a source loaded by `teachers.load_teacher`.
+
+    A source must hold a fine-tuned head (a .keras classifier, a keras-hub classifier preset):
+    `load_teacher` refuses a backbone alone, which has no logits worth caching.
+    """
     if isinstance(teacher, (str, os.PathLike)):
-        path = os.fspath(teacher)
-        if not path.endswith(".keras"):
-            raise ValueError(
-                f"{path}: expected a fine-tuned classifier saved as a .keras file (or the model "
-                "itself); a backbone or preset has no classification head to cache."
-            )
-        return keras.saving.load_model(path), path
+        return load_teacher(teacher), os.fspath(teacher)
     if not isinstance(teacher, keras.Model):
-        raise ValueError(f"Expected `teacher` to be a keras Model or a .keras path. Received: {type(teacher).__name__}")
+        raise ValueError(
+            "Expected `teacher` to be a keras Model or a teacher source (a .keras file, a "
+            f"classifier preset folder or an alias). Received: {type(teacher).__name__}"
+        )
     return teacher, teacher.name
 
 
@@ -54,7 +55,9 @@ def cache_teacher(
 
     Args:
         data_dir: a prepared directory.
-        teacher: the fine-tuned teacher classifier (token-id inputs) or its `.keras` file.
+        teacher: the fine-tuned teacher classifier (token-id inputs), or a source that
+            `tf_tinybert.teachers.load_teacher` reads with its head (a `.keras` file, a
+            keras-hub classifier preset folder).
         output_dir: the directory to write (not `data_dir`).
         batch_size: rows per teacher call.
         overwrite: replace a data set already in `output_dir`.
@@ -86,7 +89,7 @@ def cache_teacher(
             key: value.to_tensor(default_value=pad_id if key == features.TOKEN_IDS else 0)
             for key, value in inputs.items()
         }
-        return tf.cast(teacher({key: inputs[key] for key in _INPUTS}, training=False), tf.float32)
+        return tf.cast(teacher({key: inputs[key] for key in features.MODEL_INPUTS}, training=False), tf.float32)
 
     directory = claim_output_dir(output_dir, overwrite, inputs=[data_dir])
     writer = ShardWriter(directory, shard_size=max(shard.examples for shard in manifest.shards))
