@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.models import bert_backbone
 
 
@@ -201,13 +202,13 @@ def find_outlier_channels(model, features: dict, count: int = 8) -> list[int]:
     if count == 0:
         return []
     forward = SplitStreamForward(model, [])
-    real = np.asarray(features["padding_mask"]) > 0
+    real = np.asarray(features[PADDING_MASK]) > 0
     peak = np.zeros(forward.hidden)
     for start in range(0, real.shape[0], 32):
         rows = slice(start, start + 32)
         inputs = forward.layer_norm_inputs(
             *(tf.constant(np.asarray(features[k][rows], np.int32))
-              for k in ("token_ids", "padding_mask", "segment_ids"))
+              for k in (TOKEN_IDS, PADDING_MASK, SEGMENT_IDS))
         )
         for tensor in inputs:
             peak = np.maximum(peak, np.abs(tensor[real[rows]]).max(0))
