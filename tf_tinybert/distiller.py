@@ -7,8 +7,8 @@ import tensorflow as tf
 from keras import ops
 
 from tf_tinybert import losses
+from tf_tinybert.keras_hub_bert import bert_backbone, forward_with_intermediates
 from tf_tinybert.layer_map import resolve_layer_map
-from tf_tinybert.models import bert_backbone, forward_with_intermediates
 
 STAGES = ("general", "intermediate", "prediction", "joint")
 LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard")

@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras import ops
 
 from tf_tinybert.export.outliers import SplitStreamForward
-from tf_tinybert.models import forward_with_intermediates
+from tf_tinybert.keras_hub_bert import forward_with_intermediates
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 OUTPUT_NAME = "probability"
