@@ -19,8 +19,8 @@ import tensorflow as tf  # noqa: E402
 
 import tf_tinybert as tt  # noqa: E402
 from tf_tinybert import losses  # noqa: E402
+from tf_tinybert.keras_hub_bert import forward_with_intermediates  # noqa: E402
 from tf_tinybert.layer_map import resolve_layer_map  # noqa: E402
-from tf_tinybert.models import forward_with_intermediates  # noqa: E402
 
 VOCAB = 30522
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tiny_models import random_features, tiny_classifier
 
 import tf_tinybert as tt
-from tf_tinybert.models import forward_with_intermediates
+from tf_tinybert.keras_hub_bert import forward_with_intermediates
 
 HERE = pathlib.Path(__file__).parent
 

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 from export_helpers import decisive_classifier, keras_reference
-from tiny_models import random_features
+from tiny_models import make_pre_layer_norm, random_features
 
 from tf_tinybert.export import to_tflite
 from tf_tinybert.export.outliers import SplitStreamForward, find_outlier_channels
 from tf_tinybert.export.serving import classifier_probabilities
 from tf_tinybert.export.verify import tflite_probabilities
+from tf_tinybert.keras_hub_bert import bert_parts
 
 L = 16
 HIDDEN = 32
@@ -21,7 +22,7 @@ def model():
     # A trained BERT's outliers, in miniature: the first feed-forward block writes channel
     # OUTLIER at ~50x the size of the others on some tokens.
     model = decisive_classifier(hidden_dim=HIDDEN, intermediate_dim=64, vocabulary_size=300)
-    dense = model.backbone.transformer_layers[0]._feedforward_output_dense
+    dense = bert_parts(model).layers[0].feedforward_output
     kernel, bias = dense.get_weights()
     kernel[:, OUTLIER] *= 50.0
     dense.set_weights([kernel, bias])
@@ -53,6 +54,27 @@ def test_split_graph_equals_keras_in_float(model, features):
         ))
         np.testing.assert_allclose(received, expected, atol=1e-4)
     assert len(set(expected.argmax(-1))) == 2
+
+
+def test_split_graph_equals_keras_for_pre_layer_norm_models(features):
+    # The model is made pre-LN before it first runs (its graph reads the flag per call).
+    model = make_pre_layer_norm(decisive_classifier(seed=3, hidden_dim=HIDDEN,
+                                                    intermediate_dim=64, vocabulary_size=300))
+    logits = np.asarray(model({k: features[k] for k in ("token_ids", "segment_ids",
+                                                        "padding_mask")}, training=False),
+                        dtype=np.float64)
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    for channels in ([OUTLIER], [0, OUTLIER, 17, 31]):
+        received = np.asarray(SplitStreamForward(model, channels)(
+            features["token_ids"], features["padding_mask"], features["segment_ids"]))
+        probabilities = np.exp(received - received.max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+    # One LayerNorm for the embeddings, two per encoder layer, all recorded.
+    inputs = SplitStreamForward(model, [OUTLIER]).layer_norm_inputs(
+        features["token_ids"], features["padding_mask"], features["segment_ids"])
+    assert len(inputs) == 1 + 2 * model.backbone.num_layers
 
 
 def test_rejects_bad_channels(model):

@@ -1,17 +1,12 @@
-"""Student builders and the intermediates read out of keras-hub BERT models."""
+"""Student presets and builders."""
 
-import keras
 import numpy as np
 import pytest
 from tiny_models import random_features, tiny_classifier
 
 from tf_tinybert.config import load_student, shipped_names
-from tf_tinybert.models import (
-    bert_backbone,
-    build_student,
-    forward_with_intermediates,
-    student_from_teacher,
-)
+from tf_tinybert.keras_hub_bert import forward_with_intermediates
+from tf_tinybert.models import build_student, student_from_teacher
 
 
 def _bert_param_count(vocab, hidden, layers, intermediate, max_len, classes, segments=2):
@@ -64,50 +59,6 @@ def test_build_student_takes_the_presets_dropout_unless_given(tmp_path):
         build_student({"hidden": 8}, num_classes=2)
 
 
-def test_intermediates_reproduce_the_models_own_outputs():
-    model = tiny_classifier(num_layers=3, hidden_dim=16, num_heads=4, seed=3)
-    features = random_features(batch_size=4, sequence_length=10, seed=3)
-    out = forward_with_intermediates(model, features)
-    backbone = model.backbone
-    assert len(out["hidden_states"]) == 4 and len(out["attention_scores"]) == 3
-    np.testing.assert_allclose(out["hidden_states"][-1],
-                               backbone(features)["sequence_output"], atol=1e-6)
-    np.testing.assert_allclose(out["logits"], model(features), atol=1e-6)
-    for index, layer in enumerate(backbone.transformer_layers):
-        expected = layer(out["hidden_states"][index], padding_mask=features["padding_mask"])
-        np.testing.assert_allclose(out["hidden_states"][index + 1], expected, atol=1e-5)
-
-
-def test_attention_scores_are_pre_softmax_dot_products():
-    model = tiny_classifier(num_layers=2, hidden_dim=16, num_heads=4, seed=4)
-    # Larger query/key weights make the scores far from uniform.
-    for layer in model.backbone.transformer_layers:
-        attention = layer._self_attention_layer
-        for dense in (attention.query_dense, attention.key_dense):
-            dense.kernel.assign(dense.kernel * 50.0)
-    features = random_features(batch_size=3, sequence_length=9, seed=4)
-    mask = features["padding_mask"].astype(bool)
-    out = forward_with_intermediates(model, features)
-    for index, layer in enumerate(model.backbone.transformer_layers):
-        x = np.asarray(out["hidden_states"][index])
-        attention = layer._self_attention_layer
-        q = np.einsum("bth,hnd->btnd", x, attention.query_dense.kernel.numpy())
-        q += attention.query_dense.bias.numpy()
-        k = np.einsum("bth,hnd->btnd", x, attention.key_dense.kernel.numpy())
-        k += attention.key_dense.bias.numpy()
-        expected = np.einsum("bqnd,bknd->bnqk", q, k) / np.sqrt(q.shape[-1])
-        scores = np.asarray(out["attention_scores"][index])
-        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
-        # Softmax over real keys gives the probabilities Keras' layer itself returns.
-        masked = np.where(mask[:, None, None, :], scores, -np.inf)
-        probabilities = np.exp(masked - masked.max(-1, keepdims=True))
-        probabilities /= probabilities.sum(-1, keepdims=True)
-        _, keras_probabilities = layer(x, padding_mask=features["padding_mask"],
-                                       return_attention_scores=True)
-        np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
-        assert np.abs(scores).max() > 1.0  # not trivially tiny
-
-
 def test_student_from_teacher_copies_the_chosen_layers():
     teacher = tiny_classifier(num_layers=4, hidden_dim=8, seed=5, dropout=0.0)
     student = student_from_teacher(teacher, layers=[2, 4])
@@ -128,9 +79,3 @@ def test_student_from_teacher_copies_the_chosen_layers():
     with pytest.raises(ValueError, match="strictly increasing"):
         student_from_teacher(teacher, layers=[3, 2])
 
-
-def test_non_bert_models_are_refused_by_name():
-    inputs = keras.Input((4,))
-    other = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    with pytest.raises(ValueError, match="teacher must be a BERT-family keras-hub"):
-        bert_backbone(other, "teacher")

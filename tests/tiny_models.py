@@ -62,3 +62,14 @@ def random_features(batch_size=4, sequence_length=12, vocabulary_size=TINY_VOCAB
         "segment_ids": np.zeros_like(token_ids),
         "padding_mask": padding_mask,
     }
+
+
+def make_pre_layer_norm(model):
+    """Turn a classifier's encoder layers pre-LayerNorm (keras-hub's `normalize_first=True`).
+
+    BertBackbone builds post-LN layers only; the flag is read on every call, so setting it
+    before the model first runs gives a pre-LN model with the same weights.
+    """
+    for layer in model.backbone.transformer_layers:
+        layer.normalize_first = True
+    return model

@@ -9,8 +9,8 @@ from keras import ops
 from tf_tinybert import losses
 from tf_tinybert.choices import LOSS_NAMES, STAGES
 from tf_tinybert.data.features import MODEL_INPUTS, PADDING_MASK, TEACHER_LOGITS
+from tf_tinybert.keras_hub_bert import bert_backbone, forward_with_intermediates
 from tf_tinybert.layer_map import resolve_layer_map
-from tf_tinybert.models import bert_backbone, forward_with_intermediates
 
 _INTERMEDIATE = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 0.0, "hard": 0.0}
 DEFAULT_LOSS_WEIGHTS = {

@@ -1,14 +1,16 @@
-"""Student presets and builders, and reading intermediates out of keras-hub BERT models.
+"""Student presets and builders.
 
-Layer numbering follows the TinyBERT paper throughout tf_tinybert: layer 0 is the embedding
-output and layers 1..N are the outputs of the N transformer layers.
+Reading intermediates out of keras-hub BERT models lives in `tf_tinybert.keras_hub_bert`,
+the one module that knows keras-hub's internals. Layer numbering follows the TinyBERT
+paper throughout tf_tinybert: layer 0 is the embedding output and layers 1..N are the
+outputs of the N transformer layers.
 """
 
 from __future__ import annotations
 
-import keras
 import keras_hub
-from keras import ops
+
+from tf_tinybert.keras_hub_bert import bert_backbone
 
 _BACKBONE_KEYS = (
     "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "dropout", "num_segments",
@@ -79,33 +81,6 @@ def build_student(
     )
 
 
-def bert_backbone(model, role: str = "model") -> keras_hub.models.BertBackbone:
-    """Return the `BertBackbone` of a BERT classifier, or raise a clear error.
-
-    Models made with `keras_nlp` are the same classes and are accepted.
-
-    Example:
-    ```python
-    backbone = bert_backbone(build_student("bert_4l_128h", num_classes=2))
-    backbone.num_layers  # 4
-    ```
-    """
-    backbone = getattr(model, "backbone", None)
-    if not isinstance(backbone, keras_hub.models.BertBackbone) or not hasattr(model, "output_dense"):
-        raise ValueError(
-            f"The {role} must be a BERT-family keras-hub text classifier "
-            "(keras_hub.models.BertTextClassifier, with a BertBackbone). "
-            f"Received: {type(model).__name__} with backbone {type(backbone).__name__}."
-        )
-    activation = keras.activations.serialize(model.activation)
-    if activation not in ("linear", None):
-        raise ValueError(
-            f"The {role} must output logits (activation=None) so that its predictions can be "
-            f"distilled. Received: activation={activation!r}."
-        )
-    return backbone
-
-
 def student_from_teacher(
     teacher: keras_hub.models.BertTextClassifier,
     layers: list[int],
@@ -159,91 +134,3 @@ def student_from_teacher(
         student.output_dense.set_weights(teacher.output_dense.get_weights())
     return student
 
-
-def _embed(backbone, features, training):
-    tokens = backbone.token_embedding(features["token_ids"])
-    positions = backbone.position_embedding(tokens)
-    segments = backbone.segment_embedding(features["segment_ids"])
-    x = backbone.embeddings_add((tokens, positions, segments))
-    x = backbone.embeddings_layer_norm(x)
-    return backbone.embeddings_dropout(x, training=training)
-
-
-def _encoder_layer(layer, x, attention_mask, training, attention_mask_value=None):
-    """One keras-hub `TransformerEncoder` forward that also returns pre-softmax scores.
-
-    Mirrors `TransformerEncoder.call` using the layer's own sub-layers (so weights are
-    shared), because Keras' MultiHeadAttention only exposes post-softmax probabilities and
-    TinyBERT distils the scores before the softmax. A test checks that the output equals
-    the layer's own call.
-    """
-    attention = layer._self_attention_layer
-    residual = x
-    if layer.normalize_first:
-        x = layer._self_attention_layer_norm(x)
-    query = attention.query_dense(x)  # [batch, query, heads, head_dim]
-    key = attention.key_dense(x)
-    value = attention.value_dense(x)
-    query = ops.multiply(query, ops.cast(attention._inverse_sqrt_key_dim, query.dtype))
-    scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
-    if attention_mask_value is None:
-        probabilities = attention._masked_softmax(scores, attention_mask)
-    else:
-        keep = ops.greater(attention_mask, 0)[:, None, :, :]  # [batch, 1, 1, key]
-        clipped = ops.where(keep, scores, ops.cast(attention_mask_value, scores.dtype))
-        probabilities = ops.softmax(clipped, axis=-1)
-    probabilities = attention._dropout_layer(probabilities, training=training)
-    context = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
-    x = attention.output_dense(context)
-    x = layer._self_attention_dropout(x, training=training)
-    x = x + residual
-    if not layer.normalize_first:
-        x = layer._self_attention_layer_norm(x)
-    residual = x
-    if layer.normalize_first:
-        x = layer._feedforward_layer_norm(x)
-    x = layer._feedforward_intermediate_dense(x)
-    x = layer._feedforward_output_dense(x)
-    x = layer._feedforward_dropout(x, training=training)
-    x = x + residual
-    if not layer.normalize_first:
-        x = layer._feedforward_layer_norm(x)
-    return x, scores
-
-
-def forward_with_intermediates(model, features: dict, training: bool = False,
-                               attention_mask_value: float | None = None) -> dict:
-    """Run a BERT classifier once, returning its logits and every intermediate.
-
-    Returns a dict with:
-    - `"logits"`: [batch, num_classes], the classifier's output;
-    - `"hidden_states"`: a list of num_layers + 1 tensors [batch, seq, hidden]: the embedding
-      output (layer 0, after the embedding LayerNorm) and each transformer layer's output;
-    - `"attention_scores"`: a list of num_layers tensors [batch, heads, seq, seq] holding the
-      scaled dot products QK^T / sqrt(d) *before* the softmax and before any masking (the
-      TinyBERT target); padded positions hold unmasked values and must be masked by the loss.
-
-    `attention_mask_value` replaces Keras' -1e9 for padded keys before the softmax (the same
-    probabilities for any value far below the real scores); full-integer TFLite export uses a
-    small one so that the mask does not swamp the calibrated ranges.
-
-    Example:
-    ```python
-    outputs = forward_with_intermediates(student, features)
-    len(outputs["hidden_states"])  # student.backbone.num_layers + 1
-    ```
-    """
-    backbone = bert_backbone(model)
-    padding_mask = ops.cast(features["padding_mask"], "int32")
-    attention_mask = ops.expand_dims(padding_mask, axis=1)  # [batch, 1, key]
-    x = _embed(backbone, features, training)
-    hidden_states = [x]
-    attention_scores = []
-    for layer in backbone.transformer_layers:
-        x, scores = _encoder_layer(layer, x, attention_mask, training, attention_mask_value)
-        hidden_states.append(x)
-        attention_scores.append(scores)
-    pooled = backbone.pooled_dense(x[:, backbone.cls_token_index, :])
-    pooled = model.output_dropout(pooled, training=training)
-    logits = model.output_dense(pooled)
-    return {"logits": logits, "hidden_states": hidden_states, "attention_scores": attention_scores}

@@ -31,7 +31,7 @@ import keras_hub
 import tensorflow as tf
 
 from tf_tinybert.config import looks_like_path
-from tf_tinybert.models import bert_backbone
+from tf_tinybert.keras_hub_bert import bert_backbone
 from tf_tinybert.training import train_on_labels
 
 # Alias -> (package, folder inside it) of teachers installed as Python packages.

@@ -36,18 +36,21 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from tf_tinybert.models import bert_backbone
+from tf_tinybert.keras_hub_bert import bert_parts
 
 
 class SplitStreamForward:
     """Softmax probabilities of a BertTextClassifier with the stream split at `outlier_channels`.
 
     Args:
-        model: a keras-hub BertTextClassifier (token-id inputs, post-LN BertBackbone).
+        model: a keras-hub BertTextClassifier (token-id inputs; post- or pre-LayerNorm
+            encoder layers, as `keras_hub_bert.normalize_first` reports).
         outlier_channels: hidden-channel indices held apart (may be empty).
         attention_mask_value: pre-softmax value of padded keys (see serving.py).
 
-    Weights are read once, when the object is made: build it after training.
+    Weights are read once, when the object is made: build it after training. Every weight
+    is found through `tf_tinybert.keras_hub_bert.bert_parts`; the split LayerNorm applies
+    wherever that description places the LayerNorms.
 
     Example:
     ```python
@@ -59,10 +62,8 @@ class SplitStreamForward:
     def __init__(self, model, outlier_channels: Sequence[int],
                  attention_mask_value: float = -30.0):
         self.model = model
-        self.backbone = bert_backbone(model)
-        if self.backbone.transformer_layers[0].normalize_first:
-            raise ValueError("Expected a post-LayerNorm BertBackbone (normalize_first=False).")
-        self.hidden = self.backbone.hidden_dim
+        self.parts = bert_parts(model)
+        self.hidden = self.parts.backbone.hidden_dim
         outliers = np.unique(np.asarray(list(outlier_channels), dtype=np.int64))
         if outliers.size and (outliers.min() < 0 or outliers.max() >= self.hidden
                               or outliers.size == self.hidden):
@@ -102,6 +103,7 @@ class SplitStreamForward:
         return parts
 
     def _layer_norm(self, layer, xm, xo):
+        """LayerNorm `layer` of the stream (xm, xo), returned split the same way."""
         if self._record is not None:
             self._record.append(np.concatenate([np.asarray(xm), np.asarray(xo)], -1)[
                 ..., np.argsort(np.concatenate([self.ordinary, self.outliers]))])
@@ -134,10 +136,10 @@ class SplitStreamForward:
         channels (MiniLM's position table: 1.9 in channel 99, under 0.35 elsewhere) from
         setting the step of the ordinary ones.
         """
-        backbone = self.backbone
-        tokens = self._value(backbone.token_embedding.embeddings)
-        positions = self._value(backbone.position_embedding.position_embeddings)
-        segments = self._value(backbone.segment_embedding.embeddings)
+        embeddings = self.parts.embeddings
+        tokens = self._value(embeddings.token_table)
+        positions = self._value(embeddings.position_table)
+        segments = self._value(embeddings.segment_table)
         length = token_ids.shape[1]
         parts = []
         for channels in (self.ordinary, self.outliers):
@@ -148,33 +150,42 @@ class SplitStreamForward:
             )
         return parts
 
+    def _encoder_layer(self, parts, xm, xo, keep):
+        """One encoder layer on the split stream; LayerNorms where `parts` places them."""
+        pre = parts.normalize_first
+        hm, ho = self._layer_norm(parts.attention_layer_norm, xm, xo) if pre else (xm, xo)
+        query = self._read(hm, ho, parts.query.kernel, parts.query.bias) * parts.head_scale
+        key = self._read(hm, ho, parts.key.kernel, parts.key.bias)
+        value = self._read(hm, ho, parts.value.kernel, parts.value.bias)
+        scores = tf.einsum("bqhd,bkhd->bhqk", query, key)
+        scores = tf.where(keep, scores, tf.cast(self.mask_value, scores.dtype))
+        context = tf.einsum("bhqk,bkhd->bqhd", tf.nn.softmax(scores, axis=-1), value)
+        am, ao = self._write(context, parts.output.kernel, parts.output.bias, self.hidden)
+        xm, xo = am + xm, ao + xo
+        if not pre:
+            xm, xo = self._layer_norm(parts.attention_layer_norm, xm, xo)
+        hm, ho = self._layer_norm(parts.feedforward_layer_norm, xm, xo) if pre else (xm, xo)
+        dense = parts.feedforward_intermediate
+        inner = dense.activation(self._read(hm, ho, dense.kernel, dense.bias))
+        output = parts.feedforward_output
+        fm, fo = self._write(inner, output.kernel, output.bias, dense.units)
+        xm, xo = fm + xm, fo + xo
+        if not pre:
+            xm, xo = self._layer_norm(parts.feedforward_layer_norm, xm, xo)
+        return xm, xo
+
     def __call__(self, token_ids, padding_mask, segment_ids):
-        backbone = self.backbone
+        parts = self.parts
         xm, xo = self._embed(token_ids, segment_ids)
-        xm, xo = self._layer_norm(backbone.embeddings_layer_norm, xm, xo)
+        xm, xo = self._layer_norm(parts.embeddings.layer_norm, xm, xo)
         keep = tf.greater(padding_mask, 0)[:, None, None, :]
-        for layer in backbone.transformer_layers:
-            attention = layer._self_attention_layer
-            query = self._read(xm, xo, attention.query_dense.kernel, attention.query_dense.bias)
-            query = query * attention._inverse_sqrt_key_dim
-            key = self._read(xm, xo, attention.key_dense.kernel, attention.key_dense.bias)
-            value = self._read(xm, xo, attention.value_dense.kernel, attention.value_dense.bias)
-            scores = tf.einsum("bqhd,bkhd->bhqk", query, key)
-            scores = tf.where(keep, scores, tf.cast(self.mask_value, scores.dtype))
-            context = tf.einsum("bhqk,bkhd->bqhd", tf.nn.softmax(scores, axis=-1), value)
-            output = attention.output_dense
-            am, ao = self._write(context, output.kernel, output.bias, self.hidden)
-            xm, xo = self._layer_norm(layer._self_attention_layer_norm, am + xm, ao + xo)
-            dense = layer._feedforward_intermediate_dense
-            inner = dense.activation(self._read(xm, xo, dense.kernel, dense.bias))
-            output = layer._feedforward_output_dense
-            fm, fo = self._write(inner, output.kernel, output.bias, dense.units)
-            xm, xo = self._layer_norm(layer._feedforward_layer_norm, fm + xm, fo + xo)
-        cls = backbone.cls_token_index
-        pooler = backbone.pooled_dense
+        for layer in parts.layers:
+            xm, xo = self._encoder_layer(layer, xm, xo, keep)
+        cls = parts.cls_token_index
+        pooler = parts.pooler
         pooled = pooler.activation(self._read(xm[:, cls:cls + 1], xo[:, cls:cls + 1],
                                               pooler.kernel, pooler.bias))[:, 0]
-        return self.model.output_dense(pooled)
+        return parts.head(pooled)
 
     def layer_norm_inputs(self, token_ids, padding_mask, segment_ids) -> list[np.ndarray]:
         """Every LayerNorm's input [B, L, H] (channels in model order), run eagerly."""

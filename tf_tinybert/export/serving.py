@@ -18,7 +18,7 @@ from keras import ops
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.outliers import SplitStreamForward
-from tf_tinybert.models import forward_with_intermediates
+from tf_tinybert.keras_hub_bert import forward_with_intermediates
 from tf_tinybert.runtime.contract import (
     INPUT_MASK,
     INPUT_NAMES,
