@@ -1,6 +1,5 @@
 """data.prepare: rows to TFRecords, checked against an independent tokenisation and packing."""
 
-import glob
 import hashlib
 import importlib
 import json
@@ -108,10 +107,9 @@ def test_manifest_records_shards_source_hash_labels_and_tokenizer(tmp_path):
 
 def test_given_label_names_set_ids_and_unknown_label_stops_at_its_line(tmp_path):
     source = _write(tmp_path / "t.tsv", "sentence\tlabel\ngood\tpos\nbad\tneg\nfun\tmeh\n")
-    with pytest.raises(BadRowError, match=r"t\.tsv:4: unknown label 'meh'; expected one of \['neg', 'pos'\]"):
+    with pytest.raises(BadRowError, match=r"t\.tsv:4: unknown label 'meh' in column 'label'; expected one of \['neg', 'pos'\]"):
         prepare(source, tiny_tokenizer(), tmp_path / "out", labels="neg,pos", verbose=0)
-    assert not os.path.exists(tmp_path / "out" / "manifest.json")
-    assert glob.glob(str(tmp_path / "out" / "*")) == []
+    assert not os.path.exists(tmp_path / "out")  # the folder this call made is gone too
     prepare(source, tiny_tokenizer(), tmp_path / "out", labels=["neg", "pos"], skip_bad_rows=True, verbose=0)
     assert [row["label"] for row in _records(tmp_path / "out")] == [[1], [0]]
 
@@ -210,9 +208,16 @@ def test_interrupted_run_leaves_nothing_a_reader_takes_as_whole(tmp_path, monkey
     monkeypatch.setattr(prepare_module.features, "encode_example", interrupt)
     with pytest.raises(KeyboardInterrupt):
         prepare(source, tiny_tokenizer(), tmp_path / "out", shard_size=10, verbose=0)
-    assert os.listdir(tmp_path / "out") == []
-    with pytest.raises(ValueError, match="no manifest"):
+    assert not os.path.exists(tmp_path / "out")  # two shards written, then removed with the folder
+    with pytest.raises(ValueError, match="data directory not found"):
         load(tmp_path / "out")
+    # A folder that was there before (with someone's file in it) stays, with only that file.
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    written.clear()
+    with pytest.raises(KeyboardInterrupt):
+        prepare(source, tiny_tokenizer(), tmp_path / "kept", shard_size=10, verbose=0)
+    assert os.listdir(tmp_path / "kept") == ["notes.txt"]
 
 
 def test_bad_arguments_are_clear_errors(tmp_path):
