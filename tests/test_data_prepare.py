@@ -241,3 +241,13 @@ def test_directory_keeps_the_vocabulary_it_was_tokenised_with(tmp_path):
     vocabulary.write_text(vocabulary.read_text().replace("film", "flim"))
     with pytest.raises(ValueError, match="does not match the hash"):
         read_tokenizer(tmp_path / "out")
+
+
+def test_headerless_file_with_a_last_line_without_newline(tmp_path):
+    source = tmp_path / "cola.tsv"
+    source.write_bytes(b"gj04\t1\t\tthe film\ngj04\t0\t*\tfilm the")  # CoLA's dev ends so
+    manifest = prepare(source, tiny_tokenizer(), tmp_path / "out", header=False,
+                       column_names="source,label,original,sentence", labels="0,1", verbose=0)
+    assert manifest.num_examples == 2 and manifest.source["header"] is False
+    assert [row["label"] for row in _records(tmp_path / "out")] == [[1], [0]]
+    assert prepare_module._count_lines(str(source)) == 2
