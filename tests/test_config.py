@@ -318,3 +318,15 @@ def test_invalid_yaml_is_named(tmp_path):
 
 def test_config_error_is_a_value_error():
     assert issubclass(cfg.ConfigError, ValueError)
+
+
+def test_extra_dev_files_are_checked():
+    assert cfg.load_task("mnli").files.extra_dev == ("dev_mismatched.tsv",)
+    assert cfg.load_task("mnli").tfds.extra_dev_splits == ("validation_mismatched",)
+    with pytest.raises(cfg.ConfigError, match="extra_dev"):
+        cfg.FilesConfig(extra_dev=("x/dev.tsv",))  # its stem would be the dev folder
+    with pytest.raises(cfg.ConfigError, match="jsonl"):
+        cfg.FilesConfig(format="jsonl", header=False, column_names=("sentence", "label"))
+    with pytest.raises(cfg.ConfigError, match="tfds.extra_dev_splits"):
+        cfg.TaskConfig(name="t", labels=("a", "b"), files=cfg.FilesConfig(extra_dev=("more.tsv",)),
+                       tfds=cfg.TfdsConfig(name="glue/t"))

@@ -1,6 +1,5 @@
 """data.prepare: rows to TFRecords, checked against an independent tokenisation and packing."""
 
-import glob
 import hashlib
 import importlib
 import json
@@ -108,10 +107,9 @@ def test_manifest_records_shards_source_hash_labels_and_tokenizer(tmp_path):
 
 def test_given_label_names_set_ids_and_unknown_label_stops_at_its_line(tmp_path):
     source = _write(tmp_path / "t.tsv", "sentence\tlabel\ngood\tpos\nbad\tneg\nfun\tmeh\n")
-    with pytest.raises(BadRowError, match=r"t\.tsv:4: unknown label 'meh'; expected one of \['neg', 'pos'\]"):
+    with pytest.raises(BadRowError, match=r"t\.tsv:4: unknown label 'meh' in column 'label'; expected one of \['neg', 'pos'\]"):
         prepare(source, tiny_tokenizer(), tmp_path / "out", labels="neg,pos", verbose=0)
-    assert not os.path.exists(tmp_path / "out" / "manifest.json")
-    assert glob.glob(str(tmp_path / "out" / "*")) == []
+    assert not os.path.exists(tmp_path / "out")  # the folder this call made is gone too
     prepare(source, tiny_tokenizer(), tmp_path / "out", labels=["neg", "pos"], skip_bad_rows=True, verbose=0)
     assert [row["label"] for row in _records(tmp_path / "out")] == [[1], [0]]
 
@@ -210,9 +208,16 @@ def test_interrupted_run_leaves_nothing_a_reader_takes_as_whole(tmp_path, monkey
     monkeypatch.setattr(prepare_module.features, "encode_example", interrupt)
     with pytest.raises(KeyboardInterrupt):
         prepare(source, tiny_tokenizer(), tmp_path / "out", shard_size=10, verbose=0)
-    assert os.listdir(tmp_path / "out") == []
-    with pytest.raises(ValueError, match="no manifest"):
+    assert not os.path.exists(tmp_path / "out")  # two shards written, then removed with the folder
+    with pytest.raises(ValueError, match="data directory not found"):
         load(tmp_path / "out")
+    # A folder that was there before (with someone's file in it) stays, with only that file.
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    written.clear()
+    with pytest.raises(KeyboardInterrupt):
+        prepare(source, tiny_tokenizer(), tmp_path / "kept", shard_size=10, verbose=0)
+    assert os.listdir(tmp_path / "kept") == ["notes.txt"]
 
 
 def test_bad_arguments_are_clear_errors(tmp_path):
@@ -236,3 +241,13 @@ def test_directory_keeps_the_vocabulary_it_was_tokenised_with(tmp_path):
     vocabulary.write_text(vocabulary.read_text().replace("film", "flim"))
     with pytest.raises(ValueError, match="does not match the hash"):
         read_tokenizer(tmp_path / "out")
+
+
+def test_headerless_file_with_a_last_line_without_newline(tmp_path):
+    source = tmp_path / "cola.tsv"
+    source.write_bytes(b"gj04\t1\t\tthe film\ngj04\t0\t*\tfilm the")  # CoLA's dev ends so
+    manifest = prepare(source, tiny_tokenizer(), tmp_path / "out", header=False,
+                       column_names="source,label,original,sentence", labels="0,1", verbose=0)
+    assert manifest.num_examples == 2 and manifest.source["header"] is False
+    assert [row["label"] for row in _records(tmp_path / "out")] == [[1], [0]]
+    assert prepare_module._count_lines(str(source)) == 2

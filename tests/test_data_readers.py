@@ -164,3 +164,38 @@ def test_random_json_records_give_rows_or_documented_errors(tmp_path, records):
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps(record) for record in records) + "\n", encoding="utf-8")
     _check_only_documented(path)
+
+
+def test_headerless_tsv_reads_every_line_with_given_column_names(tmp_path):
+    path = tmp_path / "cola.tsv"
+    path.write_bytes(b'gj04\t1\t\tsay "hi\ngj04\t0\t*\tbad\n')
+    rows = _items(path, header=False, column_names=["source", "label", "original", "sentence"])
+    assert rows == [Row(f"{path}:1", 'say "hi', None, "1"), Row(f"{path}:2", "bad", None, "0")]
+    with pytest.raises(ValueError, match="needs column_names"):
+        open_source(path, header=False)
+    with pytest.raises(ValueError, match=r"column_names has no text column 'text'"):
+        open_source(path, header=False, column_names="a,label,c,d", text_column="text")
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_byte_order_mark_is_not_part_of_the_first_column(tmp_path, suffix):
+    path = tmp_path / f"a{suffix}"
+    sep = b"\t" if suffix == ".tsv" else b","
+    path.write_bytes(b"\xef\xbb\xbflabel" + sep + b"sentence\n1" + sep + b"good\n")
+    assert _items(path) == [Row(f"{path}:2", "good", None, "1")]
+
+
+def test_bom_on_a_headerless_first_row_and_jsonl_line(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_bytes(b"\xef\xbb\xbf1\tgood\n")
+    assert _items(path, header=False, column_names=("label", "sentence"))[0].label == "1"
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"sentence": "good", "label": 1}\n')
+    assert _items(path)[0] == Row(f"{path}:1", "good", None, 1)
+
+
+def test_column_names_apply_to_tables_only(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"sentence": "x", "label": 1}\n')
+    with pytest.raises(ValueError, match="apply to"):
+        open_source(path, column_names=["sentence", "label"])

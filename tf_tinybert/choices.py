@@ -17,7 +17,9 @@ TASK_TYPES = ("classification", "regression")
 DATA_TASKS = (*TASK_TYPES, "unlabeled")
 
 # Files a task config reads; `prepare` also reads plain text (one passage per line) and tfds.
-FILE_FORMATS = ("tsv", "csv", "jsonl")
+# Files with columns, and maybe a header line (GLUE's CoLA has none).
+TABLE_FORMATS = ("tsv", "csv")
+FILE_FORMATS = (*TABLE_FORMATS, "jsonl")
 INPUT_FORMATS = (*FILE_FORMATS, "text", "tfds")
 
 # How a student's weights start: random, or copied from the teacher's layers.

@@ -82,7 +82,7 @@ def cmd_prepare(args) -> int:
         label_column=args.label_column, labels=_split_list(args.labels), task=args.task,
         max_sequence_length=args.max_sequence_length, shard_size=args.shard_size,
         unlabeled=args.unlabeled, skip_bad_rows=args.skip_bad_rows, overwrite=args.overwrite,
-        split=args.split,
+        split=args.split, header=not args.no_header, column_names=_split_list(args.column_names),
     )
     print(f"wrote {manifest.num_examples} examples to {args.output}")
     return 0
@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default=None, help="column of the text (default sentence)")
     p.add_argument("--text-pair-column", default=None, help="column of the second text")
     p.add_argument("--label-column", default="label", help="column of the label")
+    p.add_argument("--no-header", action="store_true",
+                   help="the TSV/CSV file has no header line (GLUE's CoLA); name its columns "
+                        "with --column-names")
+    p.add_argument("--column-names", default=None, metavar="A,B,C",
+                   help="the file's columns in order, e.g. source,label,original_label,sentence "
+                        "(needed with --no-header; with a header they replace its names)")
     p.add_argument("--labels", default=None, help="class names in id order, e.g. 0,1")
     p.add_argument("--task", choices=TASK_TYPES, default=None)
     p.add_argument("--max-sequence-length", type=int, default=128)

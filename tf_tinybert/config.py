@@ -124,10 +124,13 @@ class FilesConfig:
             only for sentence-pair tasks.
         label_values: the raw label values in the file, in the order of the task's `labels`
             (e.g. ["0", "1"]); None when the file holds the label names themselves.
+        extra_dev: more dev files in the same layout, each prepared beside `dev` under its
+            file stem (MNLI: ["dev_mismatched.tsv"] beside dev_matched.tsv).
     """
 
     train: str = "train.tsv"
     dev: str = "dev.tsv"
+    extra_dev: tuple[str, ...] = ()
     format: str = "tsv"
     header: bool = True
     column_names: tuple[str, ...] | None = None
@@ -140,6 +143,14 @@ class FilesConfig:
         _check_choice(self.format, "format", FILE_FORMATS)
         _check(self.header or bool(self.column_names), "column_names",
                "the column names of a file without a header (header: false)", self.column_names)
+        _check(self.format != "jsonl" or (self.header and not self.column_names), "header",
+               "header: true and no column_names for jsonl files (they have keys, not columns)",
+               self.header)
+        stems = [pathlib.PurePath(name).stem for name in self.extra_dev]
+        _check(len(set(stems)) == len(stems) and not {"train", "dev"} & set(stems)
+               and not {self.train, self.dev} & set(self.extra_dev), "extra_dev",
+               "distinct files other than train and dev, whose stems are not 'train' or 'dev'",
+               self.extra_dev)
         if self.column_names:
             for key in ("text_column", "text_pair_column", "label_column"):
                 value = getattr(self, key)
@@ -154,6 +165,8 @@ class TfdsConfig:
     Args:
         name: the TFDS name, e.g. "glue/sst2".
         train_split, dev_split: split names ("validation_matched" for MNLI).
+        extra_dev_splits: the splits matching `files.extra_dev`, in order
+            (["validation_mismatched"] for MNLI).
         text_column, text_pair_column, label_column: feature names in the TFDS examples;
             TFDS labels are class ids in the order of the task's `labels` (floats for STS-B).
     """
@@ -161,6 +174,7 @@ class TfdsConfig:
     name: str
     train_split: str = "train"
     dev_split: str = "validation"
+    extra_dev_splits: tuple[str, ...] = ()
     text_column: str = "sentence"
     text_pair_column: str | None = None
     label_column: str = "label"
@@ -210,6 +224,9 @@ class TaskConfig:
             _check((self.tfds.text_pair_column is None) == (self.files.text_pair_column is None),
                    "tfds.text_pair_column", "a pair column in both files and tfds, or in neither",
                    self.tfds.text_pair_column)
+            _check(len(self.tfds.extra_dev_splits) == len(self.files.extra_dev),
+                   "tfds.extra_dev_splits", f"one split per files.extra_dev {self.files.extra_dev}",
+                   self.tfds.extra_dev_splits)
         values = self.files.label_values
         if values is not None:
             _check(len(values) == len(self.labels), "files.label_values",

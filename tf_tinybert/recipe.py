@@ -32,6 +32,7 @@ import keras
 from tf_tinybert import data as tt_data
 from tf_tinybert.atomic import atomic_path, write_bytes
 from tf_tinybert.config import RecipeConfig, save_config
+from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
 from tf_tinybert.layer_map import resolve_layer_map
 from tf_tinybert.models import build_student, student_from_teacher
@@ -101,24 +102,67 @@ def save_model(model: keras.Model, path: pathlib.Path) -> None:
 # ----------------------------------------------------------------------------- data
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _subset_file(source: pathlib.Path, target: pathlib.Path, count: int, seed: int,
                  header: bool) -> pathlib.Path:
-    """Write `count` rows of a line-per-row file, chosen with a seeded shuffle."""
-    lines = source.read_bytes().splitlines(keepends=True)
+    """Write `count` rows of a line-per-row file (TSV, JSONL), chosen with a seeded shuffle.
+
+    The subset keeps the source's layout: its header line where it has one (none for
+    CoLA), a byte-order mark at the start of the file where the source starts with one
+    (MRPC), and rows in file order, each ending with a newline.
+    """
+    data = source.read_bytes()
+    bom = _BOM if data.startswith(_BOM) else b""
+    lines = data[len(bom):].split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file ends with a newline
     head, rows = (lines[:1], lines[1:]) if header else ([], lines)
     if count < len(rows):
         order = list(range(len(rows)))
         random.Random(seed).shuffle(order)
         rows = [rows[i] for i in sorted(order[:count])]
-    write_bytes(target, b"".join(head + rows))
+    write_bytes(target, bom + b"".join(line + b"\n" for line in head + rows))
     return target
 
 
-def _prepare_split(run: Run, tokenizer, split: str, subset: int | None) -> pathlib.Path:
+def _data_sources(run: Run) -> list[tuple[str, str, str | None]]:
+    """(prepared folder name, file name, tfds split) of train, dev and the extra dev sets."""
+    files, tfds = run.config.task.files, run.config.task.tfds
+    splits = [("train", files.train, tfds and tfds.train_split),
+              ("dev", files.dev, tfds and tfds.dev_split)]
+    for index, name in enumerate(files.extra_dev):
+        splits.append((pathlib.PurePath(name).stem, name, tfds and tfds.extra_dev_splits[index]))
+    return splits
+
+
+def _open_file(run: Run, split: str, file_name: str, subset: int | None):
+    """The task file of a split (a seeded subset of it with `subset`) opened for `prepare`,
+    or None when `data.data_dir` does not hold it. Opening checks its columns."""
+    config, files = run.config, run.config.task.files
+    if not config.data.data_dir:
+        return None
+    source = pathlib.Path(config.data.data_dir) / file_name
+    if not source.is_file():
+        return None
+    if subset:
+        source = _subset_file(source, run.path("data", f"{split}_subset{source.suffix}"),
+                              subset, config.seed, files.header)
+    return open_source(
+        source, format=files.format, text_column=files.text_column,
+        text_pair_column=files.text_pair_column, label_column=files.label_column,
+        header=files.header, column_names=files.column_names,
+    )
+
+
+def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
+                   file_name: str | None = None, tfds_split: str | None = None) -> pathlib.Path:
     config, task = run.config, run.config.task
+    file_name = file_name or getattr(task.files, split)
+    if tfds_split is None and task.tfds is not None:
+        tfds_split = task.tfds.train_split if split == "train" else task.tfds.dev_split
     output = run.path("data", split)
-    if (output / "manifest.json").exists():
-        return output
     labels = list(task.files.label_values or task.labels) or None
     common = {
         "tokenizer": tokenizer,
@@ -129,20 +173,24 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None) -> pathl
         "overwrite": True,
         "verbose": run.verbose,
     }
-    data_dir = config.data.data_dir
-    source = pathlib.Path(data_dir) / getattr(task.files, split) if data_dir else None
-    if source is not None and source.is_file():
-        if subset:
-            source = _subset_file(source, run.path("data", f"{split}_subset{source.suffix}"),
-                                  subset, config.seed, task.files.header)
-        run.say(f"preparing {split} from {source}")
-        tt_data.prepare(input=str(source), format=task.files.format,
-                        text_column=task.files.text_column,
-                        text_pair_column=task.files.text_pair_column,
-                        label_column=task.files.label_column, **common)
+    source = _open_file(run, split, file_name, subset)
+    if (output / "manifest.json").exists():
+        manifest = tt_data.read_manifest(output)
+        # A folder prepared from the same bytes, columns and labels is reused; a changed
+        # file or task config prepares it again.
+        if source is None or (manifest.source == source.description
+                              and list(manifest.label_names) == (labels or [])):
+            return output
+    if source is not None:
+        run.say(f"preparing {split} from {source.description['path']}")
+        files = task.files
+        tt_data.prepare(input=source.description["path"], format=files.format,
+                        text_column=files.text_column, text_pair_column=files.text_pair_column,
+                        label_column=files.label_column, header=files.header,
+                        column_names=files.column_names, **common)
     elif config.data.use_tfds and task.tfds is not None:
         name = task.tfds.name
-        split_name = task.tfds.train_split if split == "train" else task.tfds.dev_split
+        split_name = tfds_split
         if subset:
             split_name = f"{split_name}[:{subset}]"
         run.say(f"preparing {split} from tensorflow-datasets {name} ({split_name})")
@@ -152,7 +200,9 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None) -> pathl
                         text_pair_column=task.tfds.text_pair_column,
                         label_column=task.tfds.label_column, **common)
     else:
-        where = f"{source} does not exist" if source is not None else "data.data_dir is not set"
+        data_dir = config.data.data_dir
+        where = (f"{pathlib.Path(data_dir) / file_name} does not exist" if data_dir
+                 else "data.data_dir is not set")
         raise FileNotFoundError(
             f"No {split} data for task {task.name!r}: {where}, and tensorflow-datasets is "
             f"{'disabled' if not config.data.use_tfds else 'not configured for this task'}. "
@@ -163,17 +213,70 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None) -> pathl
     return output
 
 
+def check_same_labels(train_dir, dev_dir) -> None:
+    """Fail when two prepared folders disagree on task, label names or sentence pairs.
+
+    A dev set whose labels are not the training set's would score a model on classes it
+    never learned (or number the same classes differently).
+
+    Example:
+    ```python
+    check_same_labels("runs/mrpc/data/train", "runs/mrpc/data/dev")  # None, or ValueError
+    ```
+    """
+    train, dev = tt_data.read_manifest(train_dir), tt_data.read_manifest(dev_dir)
+    for what, ours, theirs in (("task", train.task, dev.task),
+                               ("label names", list(train.label_names), list(dev.label_names)),
+                               ("sentence pairs", train.has_text_pair, dev.has_text_pair)):
+        if ours != theirs:
+            raise ValueError(
+                f"{dev_dir}/manifest.json ({dev.source.get('path') or dev.source.get('tfds')}) "
+                f"has {what} {theirs!r}, but {train_dir}/manifest.json "
+                f"({train.source.get('path') or train.source.get('tfds')}) has {ours!r}: the dev "
+                "set must be labeled like the training set. Fix the dev file (or the task's "
+                "files.label_values) and run again."
+            )
+
+
 def prepare_data(run: Run, tokenizer) -> tuple[pathlib.Path, pathlib.Path]:
-    """Prepare the task's train and dev TFRecords under `<run>/data/`."""
-    train = _prepare_split(run, tokenizer, "train", run.config.data.train_subset)
-    dev = _prepare_split(run, tokenizer, "dev", run.config.data.dev_subset)
+    """Prepare the task's train and dev TFRecords under `<run>/data/` (and the task's
+    `files.extra_dev` sets beside dev, e.g. MNLI's `data/dev_mismatched`).
+
+    Every file is opened (its columns checked) before any is tokenised, and the dev sets'
+    labels are compared with the training set's, so that bad data stops the run here,
+    before training. A dev set that fails the comparison is removed, not left prepared.
+    """
+    config = run.config
+    splits = _data_sources(run)
+    for split, file_name, _ in splits:  # columns of every file, before tokenising any
+        _open_file(run, split, file_name, None)
+    subsets = {"train": config.data.train_subset}
+    prepared = {
+        split: _prepare_split(run, tokenizer, split, subsets.get(split, config.data.dev_subset),
+                              file_name, tfds_split)
+        for split, file_name, tfds_split in splits
+    }
+    train = prepared.pop("train")
+    for directory in prepared.values():
+        try:
+            check_same_labels(train, directory)
+        except ValueError:
+            shutil.rmtree(directory)
+            raise
+    dev = prepared.pop("dev")
     train_count = tt_data.read_manifest(train).num_examples
     run.report["data"] = {
         "train_examples": train_count,
         "dev_examples": tt_data.read_manifest(dev).num_examples,
-        "train_subset": run.config.data.train_subset,
-        "max_sequence_length": run.config.data.max_sequence_length,
+        "train_subset": config.data.train_subset,
+        "max_sequence_length": config.data.max_sequence_length,
     }
+    if prepared:
+        run.report["data"]["extra_dev"] = {
+            split: {"dir": str(directory),
+                    "examples": tt_data.read_manifest(directory).num_examples}
+            for split, directory in prepared.items()
+        }
     return train, dev
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
 import keras
 
+from tf_tinybert.choices import TASK_TYPES
 from tf_tinybert.data import features
 from tf_tinybert.data.encoding import Encoder
 from tf_tinybert.data.manifest import MAX_LISTED_SKIPS, Manifest, write_manifest, write_vocabulary
@@ -57,24 +59,32 @@ def _parse_labels(labels) -> list[str] | None:
 
 
 def _count_lines(path: str) -> int:
+    """Physical lines, a last line without its newline included."""
+    count, last = 0, b"\n"
     with open(path, "rb") as file:
-        return sum(block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b""))
+        for block in iter(lambda: file.read(1 << 20), b""):
+            count, last = count + block.count(b"\n"), block[-1:]
+    return count + (last != b"\n")
 
 
-def _label_value(row: Row, task: str, label_index: dict) -> int | float | None | BadRowError:
+def _label_value(row: Row, task: str, label_index: dict, column: str | None
+                 ) -> int | float | None | BadRowError:
     if task == "unlabeled":
         return None
+    where = f" in column {column!r}" if column else ""
     if task == "regression":
         try:
             value = float(row.label)
         except (TypeError, ValueError):
-            return BadRowError(row.where, f"label {row.label!r} is not a number (regression task)")
+            return BadRowError(row.where, f"label {row.label!r}{where} is not a number; expected "
+                                          "a number such as 3.8 (regression task)")
         if not math.isfinite(value):
-            return BadRowError(row.where, f"label {row.label!r} is not a finite number")
+            return BadRowError(row.where, f"label {row.label!r}{where} is not a finite number")
         return value
     name = str(row.label)
     if name not in label_index:
-        return BadRowError(row.where, f"unknown label {name!r}; expected one of {list(label_index)}")
+        return BadRowError(row.where, f"unknown label {name!r}{where}; expected one of "
+                                      f"{list(label_index)}")
     return label_index[name]
 
 
@@ -110,6 +120,8 @@ def prepare(
     overwrite: bool = False,
     split: str = "train",
     data_dir: str | None = None,
+    header: bool = True,
+    column_names=None,
     batch_size: int = 1024,
     verbose: int = 1,
 ) -> Manifest:
@@ -138,6 +150,10 @@ def prepare(
             first ten) instead of stopping at the first.
         overwrite: replace a data set already in `output`.
         split, data_dir: the tfds split and data directory.
+        header: whether the first line of a TSV/CSV file names its columns. GLUE's CoLA
+            files have none: pass `header=False` and `column_names`.
+        column_names: the columns of a TSV/CSV file in order (a list or "a,b,c"); needed
+            without a header, and with one they replace the header's names.
         batch_size: rows tokenised per call.
         verbose: 1 shows a progress bar, 0 is silent.
 
@@ -148,6 +164,8 @@ def prepare(
         BadRowError: (a ValueError) `file:line: reason` for a malformed row, unless
             `skip_bad_rows`.
         ValueError: for a bad argument, a missing file or column, or no row at all.
+        On any error `output` is left as it was found: shards written so far are removed,
+        and so is the folder when this call created it.
 
     Example:
     ```python
@@ -155,9 +173,14 @@ def prepare(
 
     manifest = tt.data.prepare("train.tsv", "path/to/teacher_folder", "runs/sst2_train")
     manifest.num_examples
+
+    # GLUE CoLA: no header line, the label values 0 and 1.
+    tt.data.prepare("cola/train.tsv", "path/to/teacher_folder", "runs/cola_train",
+                    header=False, column_names="source,label,original_label,sentence",
+                    labels="0,1")
     ```
     """
-    if task not in (None, "classification", "regression"):
+    if task is not None and task not in TASK_TYPES:
         raise ValueError(
             f"Expected `task` to be 'classification' or 'regression'. Received: task={task!r}"
         )
@@ -167,6 +190,7 @@ def prepare(
     source = open_source(
         input, format=format, text_column=text_column, text_pair_column=text_pair_column,
         label_column=label_column, unlabeled=unlabeled, split=split, data_dir=data_dir,
+        header=header, column_names=column_names,
     )
     has_pair = bool(source.description.get("text_pair_column"))
     minimum = 5 if has_pair else 3
@@ -184,20 +208,22 @@ def prepare(
 
     tokenizer = load_tokenizer(tokenizer)
     encoder = Encoder(tokenizer, max_sequence_length)
+    label_column = source.description.get("label_column")
+    created = not os.path.exists(output)
     directory = claim_output_dir(output, overwrite)
     writer = ShardWriter(directory, shard_size)
     skips = _SkipLog(skip_bad_rows)
     size = source.size
     if size is None and "path" in source.description:
         size = _count_lines(source.description["path"])
-        size -= source.description["format"] in ("tsv", "csv")  # the header
+        size -= bool(source.description.get("header"))  # the header line of a TSV/CSV
     progress = keras.utils.Progbar(size or None, verbose=verbose, unit_name="row")
     try:
         chunk, seen = [], 0
         for item in source.rows():
             seen += 1
             if isinstance(item, Row):
-                label = _label_value(item, task, label_index)
+                label = _label_value(item, task, label_index, label_column)
                 if isinstance(label, BadRowError):
                     item = label
                 else:
@@ -229,5 +255,8 @@ def prepare(
         write_manifest(directory, manifest)
     except BaseException:
         writer.abort()
+        if created:
+            with contextlib.suppress(OSError):  # only when empty: never remove others' files
+                os.rmdir(directory)
         raise
     return manifest

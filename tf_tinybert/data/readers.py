@@ -2,8 +2,14 @@
 
 A reader yields `Row`s and, for a malformed row, a `BadRowError` *value* (not raised),
 so that the caller decides whether to stop or to skip it. Problems with the whole source
-(missing file, header without the asked column) are raised as `ValueError`.
-Line numbers are 1-based physical lines; the header is line 1.
+(missing file, header without the asked column) are raised as `ValueError` by
+`open_source` itself, before any row is read.
+Line numbers are 1-based physical lines; the header, where there is one, is line 1.
+
+GLUE's files have quirks that real users' files share, and the readers take them as GLUE's
+own scripts do: TSV fields are read with quoting off (a `"` is an ordinary character), a
+UTF-8 byte-order mark before the first line is dropped (MRPC), and a file without a header
+(CoLA) is read with `header=False` and the `column_names` given in order.
 
 Example:
 ```python
@@ -12,6 +18,10 @@ from tf_tinybert.data.readers import open_source
 source = open_source("train.tsv", text_column="sentence", label_column="label")
 for row in source.rows():
     print(row.where, row.text, row.label)
+
+# GLUE CoLA: no header; four columns.
+cola = open_source("cola/train.tsv", header=False,
+                   column_names=["source", "label", "original_label", "sentence"])
 ```
 """
 
@@ -22,12 +32,13 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from tf_tinybert.choices import INPUT_FORMATS
+from tf_tinybert.choices import INPUT_FORMATS, TABLE_FORMATS
 from tf_tinybert.data.manifest import file_sha256
 
 FORMATS = INPUT_FORMATS
+_BOM = b"\xef\xbb\xbf"
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "text"}
 
 # Default (text, text pair) feature names of the GLUE tasks in tensorflow-datasets.
@@ -97,38 +108,131 @@ def open_source(
     unlabeled: bool = False,
     split: str = "train",
     data_dir: str | None = None,
+    header: bool = True,
+    column_names: Sequence[str] | None = None,
 ) -> Source:
     """Opens a row source; see the module docstring.
 
     `text_column` defaults to "sentence" for files and to the task's own columns for GLUE
-    in tfds (`GLUE_COLUMNS`); `label_column` is ignored when `unlabeled`.
+    in tfds (`GLUE_COLUMNS`); `label_column` is ignored when `unlabeled`. For TSV and CSV
+    files, `header=False` reads every line as a row and needs `column_names`; with a header,
+    `column_names` (as many as the header has) replace the header's names. The columns
+    asked for are checked here, so a file that lacks one fails before any row is read.
+
+    Example:
+    ```python
+    source = open_source("mrpc/train.tsv", text_column="#1 String",
+                         text_pair_column="#2 String", label_column="Quality")
+    next(source.rows()).label  # '1'
+    ```
     """
     source = os.fspath(source)
     format = format or infer_format(source)
     if format not in FORMATS:
         raise ValueError(f"Expected `format` to be one of {FORMATS}. Received: format={format!r}")
     label_column = None if unlabeled else label_column
+    column_names = _check_column_names(source, format, header, column_names)
     if format == "tfds":
         return _tfds_source(source, split, data_dir, text_column, text_pair_column, label_column)
     if not os.path.isfile(source):
         raise ValueError(f"{source}: input file not found")
     text_column = text_column or "sentence"
+    columns = (text_column, text_pair_column, label_column)
     if format == "text":
         if not unlabeled:
             raise ValueError(f"{source}: plain-text corpora have no labels; pass unlabeled=True")
-        read = _text_rows
-    else:
-        read = {"tsv": _tsv_rows, "csv": _csv_rows, "jsonl": _jsonl_rows}[format]
 
-    def rows():
-        return read(source, text_column, text_pair_column, label_column)
+        def rows():
+            return _text_rows(source)
+    elif format == "jsonl":
+        def rows():
+            return _jsonl_rows(source, *columns)
+    else:
+        names = _table_columns(source, format, header, column_names)
+        if header and not column_names:
+            _check_columns(f"{source}:1: header", names, *columns, hint=_NO_HEADER_HINT)
+        else:
+            _check_columns(f"{source}: column_names", names, *columns)
+        read = _tsv_rows if format == "tsv" else _csv_rows
+
+        def rows():
+            return read(source, names, header, *columns)
 
     description = {
         "path": os.path.abspath(source), "format": format, "sha256": file_sha256(source),
         "text_column": None if format == "text" else text_column,
         "text_pair_column": text_pair_column, "label_column": label_column,
     }
+    if format in TABLE_FORMATS:
+        description["header"] = header
+        if column_names:
+            description["column_names"] = list(column_names)
     return Source(rows=rows, description=description)
+
+
+def _check_column_names(source, format, header, column_names) -> tuple[str, ...] | None:
+    if column_names is None:
+        if not header:
+            raise ValueError(
+                f"{source}: a file without a header (header=False) needs column_names, the "
+                "names of its columns in order (e.g. CoLA: source,label,original_label,sentence)"
+            )
+        return None
+    if isinstance(column_names, str):
+        column_names = column_names.split(",")
+    names = tuple(str(name).strip() for name in column_names)
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"Expected distinct, non-empty column names. Received: column_names={column_names!r}"
+        )
+    if format not in TABLE_FORMATS:
+        raise ValueError(
+            f"{source}: header and column_names apply to {TABLE_FORMATS} files only. "
+            f"Received: format={format!r}, column_names={list(names)}"
+        )
+    return names
+
+
+def _table_columns(path, format, header, column_names) -> list[str]:
+    """The column names of a TSV/CSV file: its header line, or `column_names`."""
+    if not header:
+        return list(column_names)
+    with open(path, "rb") as file:
+        first = file.readline()
+    if not first:
+        raise ValueError(f"{path}: empty file, expected a header line")
+    line = _decode(_strip_bom(first).rstrip(b"\r\n"), f"{path}:1")
+    if isinstance(line, BadRowError):
+        raise ValueError(f"{path}:1: invalid UTF-8 in the header")
+    if format == "tsv":
+        found = line.split("\t")
+    else:
+        try:
+            found = next(csv.reader([line]), [])
+        except csv.Error as error:
+            raise ValueError(f"{path}:1: malformed CSV header ({error})") from None
+    if column_names and len(column_names) != len(found):
+        raise ValueError(
+            f"{path}:1: the header has {len(found)} columns but column_names names "
+            f"{len(column_names)}: {list(column_names)}. Header: {found}"
+        )
+    return list(column_names or found)
+
+
+def _check_columns(where: str, names, text_column, text_pair_column, label_column,
+                   hint: str = "") -> None:
+    """Raise `where has no ... column` when a column asked for is not among `names`."""
+    for role, column in (("text", text_column), ("text pair", text_pair_column),
+                         ("label", label_column)):
+        if column and column not in names:
+            raise ValueError(
+                f"{where} has no {role} column {column!r}. Received columns: {list(names)}.{hint}"
+            )
+
+
+_NO_HEADER_HINT = (" If the file has no header line (as GLUE's CoLA), read it with header=False "
+                   "and column_names (`prepare --no-header --column-names a,b,c`; "
+                   "`files.header: false` in a task config).")
 
 
 def _decode(raw: bytes, where: str) -> str | BadRowError:
@@ -143,7 +247,14 @@ def _decoded_lines(path: str) -> Iterator[tuple[str, str | BadRowError]]:
     with open(path, "rb") as file:
         for number, raw in enumerate(file, start=1):
             where = f"{path}:{number}"
+            if number == 1:
+                raw = _strip_bom(raw)
             yield where, _decode(raw.rstrip(b"\r\n"), where)
+
+
+def _strip_bom(raw: bytes) -> bytes:
+    # Windows tools (and GLUE's MRPC files) start UTF-8 text with a byte-order mark.
+    return raw[len(_BOM):] if raw.startswith(_BOM) else raw
 
 
 def _check_text(where: str, text, column: str) -> str | BadRowError:
@@ -184,54 +295,40 @@ def _make_row(where, record: dict, text_column, text_pair_column, label_column) 
     return Row(where=where, text=text, text_pair=text_pair, label=label)
 
 
-def _header_columns(path, header, text_column, text_pair_column, label_column) -> None:
-    for role, column in (("text", text_column), ("text pair", text_pair_column), ("label", label_column)):
-        if column and column not in header:
-            raise ValueError(
-                f"{path}:1: header has no {role} column {column!r}. Received columns: {header}"
-            )
-
-
-def _tsv_rows(path, text_column, text_pair_column, label_column):
-    # GLUE TSVs are unquoted: a field is everything between tabs.
+def _tsv_rows(path, names, header, text_column, text_pair_column, label_column):
+    # GLUE TSVs are unquoted: a field is everything between tabs, quote characters included
+    # (GLUE's own scripts read them with quoting off).
+    expected = "as in the header" if header else "as in column_names"
     lines = _decoded_lines(path)
-    first = next(lines, None)
-    if first is None:
-        raise ValueError(f"{path}: empty file, expected a header line")
-    header = first[1]
-    if isinstance(header, BadRowError):
-        raise header
-    header = header.split("\t")
-    _header_columns(path, header, text_column, text_pair_column, label_column)
+    if header:
+        next(lines, None)
     for where, line in lines:
         if isinstance(line, BadRowError):
             yield line
             continue
         fields = line.split("\t")
-        if len(fields) != len(header):
-            yield BadRowError(where, f"{len(fields)} columns, expected {len(header)} as in the header")
+        if len(fields) != len(names):
+            yield BadRowError(where, f"{len(fields)} columns, expected {len(names)} {expected}")
             continue
-        yield _make_row(where, dict(zip(header, fields)), text_column, text_pair_column, label_column)
+        yield _make_row(where, dict(zip(names, fields)), text_column, text_pair_column, label_column)
 
 
 def _has_undecodable(value: str) -> bool:
     return any("\udc80" <= char <= "\udcff" for char in value)
 
 
-def _csv_rows(path, text_column, text_pair_column, label_column):
+def _csv_rows(path, names, header, text_column, text_pair_column, label_column):
+    expected = "as in the header" if header else "as in column_names"
     with open(path, "rb") as file:
         # surrogateescape keeps the csv module going over bad bytes; rows holding them are reported.
-        lines = (raw.decode("utf-8", "surrogateescape") for raw in file)
+        lines = ((_strip_bom(raw) if number == 0 else raw).decode("utf-8", "surrogateescape")
+                 for number, raw in enumerate(file))
         reader = csv.reader(lines)
-        try:
-            header = next(reader, None)
-        except csv.Error as error:
-            raise ValueError(f"{path}:1: malformed CSV header ({error})") from None
-        if header is None:
-            raise ValueError(f"{path}: empty file, expected a header line")
-        if any(_has_undecodable(column) for column in header):
-            raise ValueError(f"{path}:1: invalid UTF-8 in the header")
-        _header_columns(path, header, text_column, text_pair_column, label_column)
+        if header:
+            try:
+                next(reader, None)
+            except csv.Error:  # _table_columns read this line already and found it whole
+                return
         while True:
             start = reader.line_num + 1
             try:
@@ -243,13 +340,14 @@ def _csv_rows(path, text_column, text_pair_column, label_column):
                 continue
             where = f"{path}:{start}"
             if not fields:  # csv yields [] for a blank line
-                yield BadRowError(where, f"empty line, expected {len(header)} columns")
+                yield BadRowError(where, f"empty line, expected {len(names)} columns")
             elif any(_has_undecodable(field) for field in fields):
                 yield BadRowError(where, "invalid UTF-8")
-            elif len(fields) != len(header):
-                yield BadRowError(where, f"{len(fields)} columns, expected {len(header)} as in the header")
+            elif len(fields) != len(names):
+                yield BadRowError(where, f"{len(fields)} columns, expected {len(names)} {expected}")
             else:
-                yield _make_row(where, dict(zip(header, fields)), text_column, text_pair_column, label_column)
+                yield _make_row(where, dict(zip(names, fields)), text_column, text_pair_column,
+                                label_column)
 
 
 def _jsonl_rows(path, text_column, text_pair_column, label_column):
@@ -274,7 +372,7 @@ def _jsonl_rows(path, text_column, text_pair_column, label_column):
         yield _make_row(where, record, text_column, text_pair_column, label_column)
 
 
-def _text_rows(path, text_column, text_pair_column, label_column):
+def _text_rows(path):
     # A corpus for general distillation: one passage per line; blank lines separate documents.
     for where, line in _decoded_lines(path):
         if isinstance(line, BadRowError):
@@ -297,7 +395,7 @@ def _tfds_source(name, split, data_dir, text_column, text_pair_column, label_col
         text_pair_column = text_pair_column or default_pair
     dataset, info = _tfds_load(name, split, data_dir)
     keys = sorted(info.features.keys())
-    _header_columns(f"tfds:{name}", keys, text_column, text_pair_column, label_column)
+    _check_columns(f"tfds:{name}: features", keys, text_column, text_pair_column, label_column)
     label_names, task_hint = None, None
     if label_column:
         label_feature = info.features[label_column]
