@@ -1,12 +1,18 @@
 """The whole recipe end to end on a tiny task, and its resumption."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 from recipe_fixtures import make_tiny_task, write_tiny_recipe
 
 from tf_tinybert.config import load_recipe
 from tf_tinybert.recipe import run_recipe
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +72,46 @@ def test_missing_data_says_how_to_point_at_a_tsv(tmp_path):
     config = load_recipe(recipe, [f"data.data_dir={tmp_path / 'nowhere'}"])
     with pytest.raises(FileNotFoundError, match="--set data.data_dir=/path/to/folder"):
         run_recipe(config, verbose=0)
+
+
+def test_console_script_runs_an_int8_recipe_from_a_preset_teacher(tmp_path):
+    """`tf-tinybert run` as a user runs it: preset teacher, from_teacher student, int8."""
+    from recipe_fixtures import save_tiny_preset, write_int8_recipe, write_sentiment_tsv
+
+    from tf_tinybert.runtime import TextClassifier
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_sentiment_tsv(data / "train.tsv", 96, seed=0)
+    write_sentiment_tsv(data / "dev.tsv", 32, seed=1)
+    recipe = write_int8_recipe(tmp_path, data, save_tiny_preset(tmp_path))
+    script = pathlib.Path(sys.executable).parent / "tf-tinybert"
+    assert script.exists(), f"the console script is not installed at {script}: run `make install`"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    completed = subprocess.run([str(script), "run", str(recipe)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert report["data"]["train_examples"] == 64  # data.train_subset
+    assert report["student"]["params"] < report["teacher"]["params"]
+    assert {"accuracy", "params", "tflite"} <= set(report["teacher"])
+    assert {"accuracy", "params", "tflite"} <= set(report["student"])
+    # One optimizer step per epoch on 64 rows: this test checks the plumbing, not learning
+    # (tests/test_distiller.py holds the learning checks).
+    assert report["stages"]["prediction"]["history"]["hard_loss"]  # hard labels were mixed in
+    assert set(report["student"]["tflite"]) == {"int8"}
+    entry = report["student"]["tflite"]["int8"]
+    assert entry["size_mb"] > 0 and entry["latency_ms"] > 0
+    assert entry["agreement"] >= 0.5  # export.min_agreement
+    model = run / "export" / "student_int8" / "model.tflite"
+    assert pathlib.Path(entry["path"]).resolve() == model.resolve()
+    classifier = TextClassifier(str(model))
+    sentences = ["a good film", "an awful plot"]
+    results = classifier.classify(sentences)
+    for result in results:
+        assert sorted(c.category_name for c in result.categories) == ["negative", "positive"]
+        assert abs(sum(c.score for c in result.categories) - 1.0) <= 0.02
+    assert [{"text": s, "label": r.label, "score": round(r.score, 4)}
+            for s, r in zip(sentences, results)] == report["examples"]
