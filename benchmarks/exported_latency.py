@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import statistics
+import sys
 
 from tf_tinybert.runtime.latency import measure_latency
 
@@ -44,8 +45,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     models = args.models or default_models()
     if not models:
-        print(f"No models given and none under {DEMO_EXPORTS} (run `make demo` first).")
-        return 0
+        print(f"No models given and none under {DEMO_EXPORTS} (run `make demo` first).",
+              file=sys.stderr)
+        return 1
     timings: dict[pathlib.Path, list[float]] = {path: [] for path in models}
     for _ in range(args.rounds):
         for path in models:

@@ -233,12 +233,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Parity]:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """The script's entry point: prints the figures, or why there are none; returns 0."""
+    """The script's entry point: prints the figures; returns 0, or 1 when there are none."""
     try:
         main(argv)
-    except Exception:  # a benchmark reports its failure and still exits 0
+    except Exception:  # report the failure, then exit non-zero so callers see it
         traceback.print_exc()
         print("mediapipe_parity: no figures (see the error above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -68,3 +68,51 @@ training: {{checkpoint_every_steps: 3, tensorboard: false}}
 report: {{plots: true}}
 """, encoding="utf-8")
     return recipe
+
+
+def save_tiny_preset(root: pathlib.Path, seed: int = 3) -> pathlib.Path:
+    """A keras-hub preset folder (`save_to_preset`): a tiny BertTextClassifier + its tokenizer."""
+    from tiny_models import tiny_tokenizer
+
+    teacher = tiny_classifier(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32,
+                              max_sequence_length=32, seed=seed)
+    preset = root / "teacher_preset"
+    teacher.save_to_preset(str(preset))
+    tiny_tokenizer().save_to_preset(str(preset))
+    return preset
+
+
+def write_int8_recipe(root: pathlib.Path, data: pathlib.Path, preset: pathlib.Path,
+                      train_subset: int = 64) -> pathlib.Path:
+    """A recipe: preset teacher, student from the teacher's layers, hard labels, int8 export."""
+    recipe = root / "int8.yaml"
+    recipe.write_text(f"""
+name: tiny-int8
+task: sst2
+student: {{from: bert_4l_128h, name: tiny, num_layers: 1, hidden_dim: 16, num_heads: 2,
+           intermediate_dim: 32, init: from_teacher}}
+output_dir: {root / 'run'}
+seed: 0
+cache_teacher: false
+data: {{data_dir: {data}, use_tfds: false, max_sequence_length: 16,
+        train_subset: {train_subset}}}
+teacher:
+  source: {preset}
+  finetune: {{epochs: 1, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
+distill:
+  intermediate: {{epochs: 1, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
+  prediction: {{epochs: 1, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0,
+                hard_label_weight: 0.5}}
+baseline: {{enabled: false}}
+export:
+  modes: [int8]
+  sequence_length: 16
+  latency_runs: 2
+  evaluate_examples: 32
+  representative_examples: 32
+  min_agreement: 0.5
+  example_sentences: ["a good film", "an awful plot"]
+training: {{checkpoint_every_steps: 50, tensorboard: false}}
+report: {{plots: false}}
+""", encoding="utf-8")
+    return recipe

