@@ -6,17 +6,20 @@ crash, continues from the last backup so that the final weights are those of an 
 run. Keras' own `BackupAndRestore` restarts an interrupted epoch from its first batch (and in a
 new process with a new shuffle order), so the resumed run diverges; it also leaves out the
 dropout random state and writes its two files non-atomically. Here a backup is a folder
-`step-<N>/` (weights with optimizer state, dropout seed states, running metric
-states, `state.json`) renamed into
+`step-<N>/` (weights with optimizer state, dropout seed states, `state.json`) renamed into
 place in one step, so a kill at any moment leaves either the old backup or the new one.
 
 How the resume is exact: the training data is turned into one stream,
 `data.repeat().skip(steps_done)`, whose order is fixed by the dataset's own seeds, and Keras
-runs `steps_per_epoch` steps per epoch over it. A resumed run first finishes the interrupted
-epoch alone, with the running loss and metric means of its first part put back, then runs the
-remaining epochs, so epoch boundaries (validation, epoch logs, best-model checks) fall at the
-same steps as in an uninterrupted run and log the same numbers. With `verbose`, it prints
-`resuming at step N of T` and, at the end, how many steps this process trained.
+runs `steps_per_epoch` steps per epoch over it. A resumed run starts its first epoch at the
+backup's step, so its epoch boundaries (validation, epoch logs) fall later than the
+uninterrupted run's by that offset; the training steps, and so the final weights, are the same.
+(Finishing the interrupted epoch in a first, shorter `fit` would align them, but a second `fit`
+makes a second iterator over the dataset, and a seeded `shuffle` reshuffles per iterator, so
+the order would differ from an uninterrupted run's.) With `verbose`, it prints
+`resuming at step N of T` and, at the end, how many steps this process trained. A backup
+folder left incomplete by a kill (a `.step-N.PID.partial` folder, or a `step-N` without
+`state.json`) is ignored, and the next backup replaces it.
 The dataset must be built the same way in both processes (same seed, `deterministic` tf.data).
 
 Example:
@@ -43,18 +46,12 @@ from tf_tinybert.evaluation import steps_in
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.weights.h5"
 SEEDS_FILE = "seed_states.npz"
-METRICS_FILE = "metric_states.npz"
 
 
 def _seed_states(model) -> list:
     """Dropout seed-generator states: part of the training state, absent from save_weights."""
     return [variable for variable in model.variables
             if variable.name == "seed_generator_state"]
-
-
-def _metric_states(model) -> list:
-    """Variables of the running means and counts behind the epoch logs (loss, accuracy, ...)."""
-    return [variable for metric in model.metrics for variable in metric.variables]
 
 
 def _optimizer_shapes(model) -> list:
@@ -134,8 +131,6 @@ class StepBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary / WEIGHTS_FILE)
             np.savez(temporary / SEEDS_FILE,
                      *[np.asarray(variable.numpy()) for variable in _seed_states(self.model)])
-            np.savez(temporary / METRICS_FILE,
-                     *[np.asarray(variable.numpy()) for variable in _metric_states(self.model)])
             state = {"step": self.step, "steps_per_epoch": self.steps_per_epoch,
                      "total_steps": self.total_steps,
                      "optimizer_shapes": _optimizer_shapes(self.model)}
@@ -197,36 +192,6 @@ def _ensure_built(model: keras.Model) -> None:
     )
 
 
-def _metric_values(backup: pathlib.Path, model: keras.Model) -> list | None:
-    """The running metric states saved with a backup, or None for a backup without them."""
-    path = backup / METRICS_FILE
-    if not path.is_file():
-        return None
-    saved = np.load(path)
-    variables = _metric_states(model)
-    if len(saved.files) != len(variables):
-        raise ValueError(
-            f"The backup {backup} holds {len(saved.files)} metric states but the compiled model "
-            f"tracks {len(variables)}: it was compiled with other metrics or losses."
-        )
-    return [saved[f"arr_{index}"] for index in range(len(variables))]
-
-
-class _RestoreMetrics(keras.callbacks.Callback):
-    """Puts back the running loss and metric means of an epoch interrupted mid-way, after Keras
-    resets them at the epoch's start, so that its epoch logs are those of an unbroken epoch."""
-
-    def __init__(self, values: list):
-        super().__init__()
-        self.values = values
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.values is not None:
-            for variable, value in zip(_metric_states(self.model), self.values):
-                variable.assign(value)
-            self.values = None
-
-
 class _StopAtStep(keras.callbacks.Callback):
     """Ends training after exactly `total_steps` steps, mid-epoch if need be; counts the steps
     this process ran (`ran`)."""
@@ -242,16 +207,6 @@ class _StopAtStep(keras.callbacks.Callback):
         self.ran += 1
         if self.step >= self.total_steps:
             self.model.stop_training = True
-
-
-def _merge(histories: list) -> keras.callbacks.History:
-    merged = keras.callbacks.History()
-    merged.epoch, merged.history = [], {}
-    for history in histories:
-        merged.epoch.extend(history.epoch)
-        for key, values in history.history.items():
-            merged.history.setdefault(key, []).extend(values)
-    return merged
 
 
 def fit_resumable(
@@ -309,7 +264,7 @@ def fit_resumable(
     backup_dir = pathlib.Path(backup_dir)
     for partial in backup_dir.glob(".step-*.partial"):  # left by a run killed mid-backup
         shutil.rmtree(partial, ignore_errors=True)
-    done, metric_values = 0, None
+    done = 0
     backup = latest_backup(backup_dir)
     if backup is not None:
         state = restore_backup(model, backup)
@@ -320,34 +275,27 @@ def fit_resumable(
                 f"Delete {backup_dir} to start over, or restore the earlier settings."
             )
         done = state["step"]
-        metric_values = _metric_values(backup, model)
-    histories = []
+    history = keras.callbacks.History()
     if done < total:
         if verbose and done:
             print(f"resuming at step {done} of {total} from {backup}", flush=True)
-        stop = _StopAtStep(total, done)
-        shared = [*callbacks, _RestoreMetrics(metric_values), stop,
-                  StepBackup(backup_dir, checkpoint_every, per_epoch, total, done)]
         stream = train_data.repeat()
-        # An epoch interrupted mid-way is finished first, alone, so that every later epoch
-        # (its validation, logs and best-model check) ends at the step it would have.
-        rest_of_epoch = (per_epoch - done % per_epoch) % per_epoch
-        if rest_of_epoch:
-            epoch = done // per_epoch
-            histories.append(model.fit(
-                stream.skip(done), epochs=epoch + 1, initial_epoch=epoch,
-                steps_per_epoch=rest_of_epoch, validation_data=validation_data,
-                callbacks=shared, verbose=verbose))
-        if stop.step < total:
-            histories.append(model.fit(
-                stream.skip(stop.step) if stop.step else stream,
-                epochs=math.ceil(total / per_epoch), initial_epoch=stop.step // per_epoch,
-                steps_per_epoch=per_epoch, validation_data=validation_data, callbacks=shared,
-                verbose=verbose))
+        if done:
+            stream = stream.skip(done)
+        stop = _StopAtStep(total, done)
+        backup_callback = StepBackup(backup_dir, checkpoint_every, per_epoch, total, done)
+        history = model.fit(
+            stream,
+            epochs=math.ceil(total / per_epoch),
+            initial_epoch=done // per_epoch,
+            steps_per_epoch=per_epoch,
+            validation_data=validation_data,
+            callbacks=[*callbacks, stop, backup_callback],
+            verbose=verbose,
+        )
         if verbose:
             print(f"trained {stop.ran} steps in this run (steps {done + 1} to {stop.step} of "
                   f"{total})", flush=True)
-    history = _merge(histories)
     if not keep_backup:
         shutil.rmtree(backup_dir, ignore_errors=True)
     return history
