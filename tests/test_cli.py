@@ -143,3 +143,36 @@ def test_parser_defaults_match_the_issue():
     args = build_parser().parse_args(["augment", "--input", "a", "--output", "b",
                                       "--teacher", "t"])
     assert (args.copies, args.p, args.candidates, args.seed) == (20, 0.4, 15, 0)
+
+
+def test_training_flags_build_the_recipes_configs_with_their_defaults():
+    from tf_tinybert import cli
+    from tf_tinybert.config import (
+        FinetuneConfig,
+        IntermediateStageConfig,
+        PredictionStageConfig,
+        TrainingConfig,
+    )
+
+    required = ["--teacher", "t.keras", "--train", "train", "--output", "s.keras"]
+    args = build_parser().parse_args(["distill", "--stage", "prediction", "--student", "s",
+                                      *required])
+    # Unset flags keep the dataclass defaults: each default lives in tf_tinybert.config only.
+    assert cli._stage_config(args) == PredictionStageConfig()
+    assert cli._training_config(args) == TrainingConfig()
+    args = build_parser().parse_args([
+        "distill", "--stage", "intermediate", "--student", "s", *required, "--epochs", "2",
+        "--learning-rate", "1e-3", "--layer-map", "2,4", "--checkpoint-every", "7", "--xla",
+        "--weight-decay", "0", "--max-steps", "9"])
+    assert cli._stage_config(args) == IntermediateStageConfig(
+        epochs=2, learning_rate=1e-3, layer_map=(2, 4), weight_decay=0.0, max_steps=9)
+    assert cli._training_config(args) == TrainingConfig(checkpoint_every_steps=7, xla=True)
+    args = build_parser().parse_args(["finetune-teacher", *required, "--batch-size", "8"])
+    assert cli._config_from(FinetuneConfig, args) == FinetuneConfig(batch_size=8)
+
+
+def test_a_bad_training_flag_is_refused_naming_the_key(tmp_path, capsys):
+    code = main(["finetune-teacher", "--teacher", "t", "--train", str(tmp_path), "--output",
+                 str(tmp_path / "t.keras"), "--warmup", "1.5"])
+    assert code == 2
+    assert "warmup" in capsys.readouterr().err

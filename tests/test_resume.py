@@ -174,3 +174,21 @@ def test_distiller_resumes_to_the_same_student(tmp_path):
                   verbose=0)
     for actual, wanted in zip(distiller.student.weights, expected):
         np.testing.assert_allclose(actual.numpy(), wanted, rtol=1e-5, atol=1e-6)
+
+
+def test_a_backup_left_incomplete_is_ignored_then_replaced(tmp_path):
+    model, data = regression_setup()
+    with pytest.raises(KeyboardInterrupt):
+        fit_resumable(model, data, epochs=3, backup_dir=tmp_path, checkpoint_every=2,
+                      callbacks=[Interrupt(3)], verbose=0)
+    # What a kill mid-backup (or a damaged copy) leaves: no state.json, a temporary folder.
+    (tmp_path / "step-4").mkdir()
+    (tmp_path / "step-4" / "model.weights.h5").write_bytes(b"truncated")
+    (tmp_path / ".step-6.999.partial").mkdir()
+    assert latest_backup(tmp_path).name == "step-2"
+    model, data = regression_setup()
+    with pytest.raises(KeyboardInterrupt):
+        fit_resumable(model, data, epochs=3, backup_dir=tmp_path, checkpoint_every=2,
+                      callbacks=[Interrupt(5)], verbose=0)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["step-4"]
+    assert (tmp_path / "step-4" / "state.json").is_file()

@@ -7,7 +7,6 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
-import tensorflow as tf
 from safetensors.numpy import save_file
 from tiny_models import TINY_VOCAB, random_features, tiny_classifier
 
@@ -244,45 +243,3 @@ def test_offline_minilm_matches_numpy_bert():
     features = random_features(batch_size=2, sequence_length=16, vocabulary_size=30522, seed=6)
     expected, _ = numpy_bert(weights, features, heads=12)
     np.testing.assert_allclose(backbone(features)["sequence_output"], expected, atol=1e-4)
-
-
-# ----------------------------------------------------------------------------- fine-tuning
-
-
-def keyword_dataset(count=64, seed=0, regression=False):
-    """Sentences labeled by whether token 10 occurs: learnable by a tiny model."""
-    features = random_features(batch_size=count, sequence_length=8, seed=seed)
-    labels = (features["token_ids"] == 10).any(axis=1)
-    labels = labels.astype("float32") * 2.0 if regression else labels.astype("int32")
-    return tf.data.Dataset.from_tensor_slices((features, labels)).batch(16), features, labels
-
-
-def test_finetune_teacher_learns_a_keyword_task():
-    data, features, labels = keyword_dataset()
-    teacher = tiny_classifier(seed=3)
-    before = np.mean(teacher.predict(features, verbose=0).argmax(-1) == labels)
-    history = teachers.finetune_teacher(teacher, data, data, epochs=12, learning_rate=3e-2,
-                                        warmup=0.1, verbose=0)
-    after = np.mean(teacher.predict(features, verbose=0).argmax(-1) == labels)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    assert after > max(before, 0.8)
-    assert "val_accuracy" in history.history
-
-
-def test_finetune_regression_teacher_minimises_mse():
-    data, features, labels = keyword_dataset(regression=True)
-    teacher = tiny_classifier(num_classes=1, seed=3)
-    history = teachers.finetune_teacher(teacher, data, epochs=2, learning_rate=1e-2, verbose=0)
-    predictions = teacher.predict(features, verbose=0)[:, 0]
-    # The compiled loss is the mean squared error of the predictions (no dropout at evaluation).
-    assert teacher.evaluate(data, verbose=0) == pytest.approx(
-        np.mean((predictions - labels) ** 2), rel=1e-4
-    )
-    assert "accuracy" not in history.history
-
-
-def test_finetune_refuses_a_non_bert_model():
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    with pytest.raises(ValueError, match="BERT-family"):
-        teachers.finetune_teacher(model, tf.data.Dataset.from_tensors((np.zeros((1, 4)), [0])))

@@ -25,7 +25,8 @@ _LAZY_ATTRIBUTES = {
     "build_student": "tf_tinybert.models",
     "student_from_teacher": "tf_tinybert.models",
 }
-_LAZY_MODULES = ("data", "export", "runtime", "losses", "layer_map", "metrics", "config")
+_LAZY_MODULES = ("data", "export", "runtime", "losses", "layer_map", "metrics", "config",
+                 "evaluation", "stage")
 
 __all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])
 

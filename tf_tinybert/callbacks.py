@@ -25,8 +25,8 @@ import keras
 import numpy as np
 
 from tf_tinybert.atomic import atomic_path, write_text
+from tf_tinybert.evaluation import predict_with_labels
 from tf_tinybert.metrics import compute_metrics
-from tf_tinybert.training import predict_with_labels
 
 
 class NonFiniteLossError(FloatingPointError):

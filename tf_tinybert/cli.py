@@ -18,41 +18,59 @@ def _split_list(text: str | None) -> list[str] | None:
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=3, help="passes over the data (default 3)")
-    group.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
-    group.add_argument("--learning-rate", type=float, default=5e-5,
-                       help="peak AdamW learning rate, linear warm-up then decay (default 5e-5)")
-    group.add_argument("--warmup", type=float, default=0.1,
-                       help="fraction of steps spent warming up (default 0.1)")
+    """Flags of a `ScheduleConfig` and a `TrainingConfig` (tf_tinybert.config): unset flags
+    stay None and take the dataclass defaults, so each default lives in the config only."""
+    group = parser.add_argument_group("training (defaults: the stage's config in "
+                                      "tf_tinybert.config)")
+    group.add_argument("--epochs", type=int, default=None, help="passes over the data")
+    group.add_argument("--batch-size", type=int, default=None, help="examples per step")
+    group.add_argument("--learning-rate", type=float, default=None,
+                       help="peak AdamW learning rate, linear warm-up then decay")
+    group.add_argument("--warmup", type=float, default=None,
+                       help="fraction of steps spent warming up")
+    group.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay")
+    group.add_argument("--max-steps", type=int, default=None,
+                       help="stop after this many steps in all")
     group.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling")
     group.add_argument("--strategy", choices=STRATEGIES,
-                       default="default", help="tf.distribute strategy (default: one device)")
-    group.add_argument("--mixed-precision", action="store_true",
+                       default=None, help="tf.distribute strategy (default: one device)")
+    group.add_argument("--mixed-precision", action="store_true", default=None,
                        help="train in mixed_float16 (mixed_bfloat16 on TPU)")
-    group.add_argument("--xla", action="store_true", help="compile train steps with XLA")
-    group.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",
-                       help="back up every N steps so a killed run resumes (default 200)")
+    group.add_argument("--xla", action="store_true", default=None,
+                       help="compile train steps with XLA")
+    group.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                       dest="checkpoint_every_steps",
+                       help="back up every N steps so a killed run resumes")
     group.add_argument("--logs", default=None, metavar="DIR",
                        help="folder for backups, TensorBoard and CSV logs "
                             "(default: beside --output)")
 
 
-def _set_numerics(args) -> None:
-    """Global settings belong to the program, not the library: set them here only."""
-    import keras
+def _config_from(cls, args, **fields):
+    """`cls` (a config dataclass) from the flags given on the command line: a flag left unset
+    (None) keeps the dataclass default. `fields` adds values that need converting first."""
+    import dataclasses
 
-    keras.utils.set_random_seed(args.seed)
-    if args.mixed_precision:
-        policy = "mixed_bfloat16" if args.strategy == "tpu" else "mixed_float16"
-        keras.config.set_dtype_policy(policy)
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
+             if getattr(args, field.name, None) is not None}
+    given.update({name: value for name, value in fields.items() if value is not None})
+    return cls(**given)
 
 
 def _training_config(args):
     from tf_tinybert.config import TrainingConfig
 
-    return TrainingConfig(checkpoint_every_steps=args.checkpoint_every, strategy=args.strategy,
-                          mixed_precision=args.mixed_precision, xla=args.xla)
+    return _config_from(TrainingConfig, args)
+
+
+def _set_numerics(args, training) -> None:
+    """Global settings belong to the program, not the library: set them here only."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    if training.mixed_precision:
+        policy = "mixed_bfloat16" if training.strategy == "tpu" else "mixed_float16"
+        keras.config.set_dtype_policy(policy)
 
 
 def _logs_dir(args) -> str:
@@ -120,62 +138,79 @@ def _labeled_data(args, batch_size):
 
 
 def cmd_finetune_teacher(args) -> int:
+    from tf_tinybert.config import FinetuneConfig
+    from tf_tinybert.evaluation import default_metrics
+    from tf_tinybert.stage import finetune_teacher
+    from tf_tinybert.strategies import make_strategy
     from tf_tinybert.teachers import load_teacher
-    from tf_tinybert.training import compile_on_labels, fit_stage, make_strategy, steps_in
 
-    _set_numerics(args)
-    manifest, train, dev = _labeled_data(args, args.batch_size)
-    with make_strategy(args.strategy).scope():
+    schedule, training = _config_from(FinetuneConfig, args), _training_config(args)
+    _set_numerics(args, training)
+    manifest, train, dev = _labeled_data(args, schedule.batch_size)
+    with make_strategy(training.strategy).scope():
         teacher = load_teacher(args.teacher, num_classes=manifest.num_classes)
-        compile_on_labels(teacher, args.epochs * steps_in(train), args.learning_rate,
-                          args.warmup, jit_compile=args.xla)
-    fit_stage(teacher, train, args.epochs, _logs_dir(args), "teacher", _training_config(args),
-              validation_data=dev)
-    _save(teacher, args.output)
+        result = finetune_teacher(teacher, train, folder=_logs_dir(args), schedule=schedule,
+                                  training=training, dev_data=dev,
+                                  metrics=default_metrics(manifest.num_classes))
+    _save(result.model, args.output)
     return 0
 
 
 def _student_for(args, teacher, num_classes):
     import keras
 
-    from tf_tinybert.config import load_student
+    from tf_tinybert.config import DataConfig, load_student
     from tf_tinybert.models import build_student
 
     if args.student.endswith(".keras"):
         return keras.saving.load_model(args.student, compile=False)
-
+    length = _config_from(DataConfig, args).max_sequence_length
     config = load_student(args.student)
     return build_student(config.backbone_config(), num_classes=num_classes,
                          vocabulary_size=teacher.backbone.vocabulary_size,
-                         max_sequence_length=args.max_sequence_length)
+                         max_sequence_length=length)
+
+
+def _stage_config(args):
+    """The stage's config (`GeneralStageConfig`, ...) from the flags; the stage runs."""
+    from tf_tinybert.config import (
+        GeneralStageConfig,
+        IntermediateStageConfig,
+        PredictionStageConfig,
+    )
+
+    cls = {"general": GeneralStageConfig, "intermediate": IntermediateStageConfig,
+           "prediction": PredictionStageConfig}[args.stage]
+    layer_map = args.layer_map
+    if layer_map is not None and layer_map not in ("uniform", "last"):
+        layer_map = tuple(int(item) for item in _split_list(layer_map))
+    extra = {} if args.stage == "prediction" else {"layer_map": layer_map}
+    return _config_from(cls, args, **extra)
 
 
 def cmd_distill(args) -> int:
     from tf_tinybert.distiller import Distiller
-    from tf_tinybert.optimizers import adamw
+    from tf_tinybert.evaluation import default_metrics
+    from tf_tinybert.stage import distill
+    from tf_tinybert.strategies import make_strategy
     from tf_tinybert.teachers import load_teacher
-    from tf_tinybert.training import fit_stage, make_strategy, steps_in
 
-    _set_numerics(args)
-    _, train, dev = _labeled_data(args, args.batch_size)
-    if args.stage == "general":
-        dev = None
-    layer_map = args.layer_map
-    if layer_map not in ("uniform", "last"):
-        layer_map = [int(item) for item in _split_list(layer_map)]
-    with make_strategy(args.strategy).scope():
+    stage, training = _stage_config(args), _training_config(args)
+    _set_numerics(args, training)
+    _, train, dev = _labeled_data(args, stage.batch_size)
+    with make_strategy(training.strategy).scope():
         teacher = load_teacher(args.teacher)
         student = _student_for(args, teacher, teacher.num_classes)
-        distiller = Distiller(teacher=teacher, student=student, layer_map=layer_map)
-        loss_weights = {"hard": args.hard_label_weight} if args.stage == "prediction" else None
-        distiller.compile(
-            optimizer=adamw(args.learning_rate, max(1, args.epochs * steps_in(train)),
-                            args.warmup),
-            stage=args.stage, temperature=args.temperature, loss_weights=loss_weights,
-            jit_compile=args.xla)
-    fit_stage(distiller, train, args.epochs, _logs_dir(args), args.stage, _training_config(args),
-              validation_data=dev, keep_best_of=lambda model: model.student)
-    _save(distiller.student, args.output)
+        layer_map = getattr(stage, "layer_map", "uniform")
+        distiller = Distiller(teacher=teacher, student=student,
+                              layer_map=layer_map if isinstance(layer_map, str) else list(layer_map))
+        prediction = args.stage == "prediction"
+        result = distill(
+            distiller, train, stage=args.stage, folder=_logs_dir(args), schedule=stage,
+            training=training, dev_data=dev, metrics=default_metrics(teacher.num_classes),
+            temperature=stage.temperature if prediction else 1.0,
+            loss_weights={"hard": stage.hard_label_weight} if prediction else None)
+    _save(result.model, args.output)
     return 0
 
 
@@ -194,7 +229,7 @@ def cmd_evaluate(args) -> int:
     else:
         import keras
 
-        from tf_tinybert.training import evaluate_classifier
+        from tf_tinybert.evaluation import evaluate_classifier
 
         model = keras.saving.load_model(args.model, compile=False)
         scores = evaluate_classifier(model, load(args.data, batch_size=64, shuffle=False),
@@ -318,12 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "general)")
     p.add_argument("--dev", default=None, help="prepared dev folder")
     p.add_argument("--output", required=True, help="where to save the student (.keras)")
-    p.add_argument("--layer-map", default="uniform",
+    p.add_argument("--layer-map", default=None,
                    help="uniform, last, or teacher layers such as 3,6,9,12")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--hard-label-weight", type=float, default=0.0,
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature of the prediction stage")
+    p.add_argument("--hard-label-weight", type=float, default=None,
                    help="weight of the hard-label loss in the prediction stage")
-    p.add_argument("--max-sequence-length", type=int, default=128)
+    p.add_argument("--max-sequence-length", type=int, default=None,
+                   help="length of a new student's position table")
     _add_training_flags(p)
     p.set_defaults(func=cmd_distill)
 

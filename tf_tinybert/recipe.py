@@ -4,8 +4,9 @@ Stages, in order: data, teacher, augment, cache_teacher, general, intermediate, 
 baseline, export, report. Each stage leaves its result in the run folder (prepared data,
 `teacher.keras`, `student_intermediate.keras`, `student.keras`, `baseline.keras`, exports)
 before the next one starts. Running the same command again skips the stages whose results
-exist, and a stage that was killed mid-training resumes from its last backup (Keras
-`BackupAndRestore`), so a crash loses at most `training.checkpoint_every_steps` steps.
+exist, and a stage that was killed mid-training resumes from its last backup
+(`tf_tinybert.stage`, `tf_tinybert.resume`), so a crash loses at most
+`training.checkpoint_every_steps` steps.
 `report.json` is rewritten after every stage.
 
 Example:
@@ -34,20 +35,15 @@ from tf_tinybert.atomic import atomic_path, write_bytes
 from tf_tinybert.config import RecipeConfig, save_config
 from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
+from tf_tinybert.evaluation import evaluate_classifier
 from tf_tinybert.layer_map import resolve_layer_map
 from tf_tinybert.models import build_student, student_from_teacher
-from tf_tinybert.optimizers import adamw
 from tf_tinybert.report import summary_table, write_report
 from tf_tinybert.runtime.contract import MODEL_FILE
+from tf_tinybert.stage import distill, train_on_labels
+from tf_tinybert.strategies import make_strategy
 from tf_tinybert.teachers import load_teacher, resolve_source
 from tf_tinybert.tokenizers import load_tokenizer
-from tf_tinybert.training import (
-    compile_on_labels,
-    evaluate_classifier,
-    fit_stage,
-    make_strategy,
-    steps_in,
-)
 
 
 class Run:
@@ -315,20 +311,11 @@ def prepare_teacher(run: Run, train_dir, dev_dir, dev_ds):
 def _train_on_labels(run: Run, model, name: str, schedule, epochs: int, train_dir, dev_ds):
     """Fine-tune on labels as a resumable stage; return the best model by the task metric."""
     train_ds = _dataset(run, train_dir, schedule.batch_size, training=True)
-    compile_on_labels(model, epochs * steps_in(train_ds), schedule.learning_rate,
-                      schedule.warmup, schedule.weight_decay, run.config.training.xla)
-    history = fit_stage(model, train_ds, epochs, run.dir, name, run.config.training,
-                        validation_data=dev_ds, metrics=run.config.task.metrics,
-                        verbose=run.verbose)
-    _record_history(run, name, history)
-    return _best(run, name, model)
-
-
-def _best(run: Run, name: str, model):
-    best = run.path(f"best_{name}.keras")
-    if best.exists():
-        return keras.saving.load_model(best, compile=False)
-    return model
+    result = train_on_labels(model, train_ds, folder=run.dir, name=name, schedule=schedule,
+                             epochs=epochs, training=run.config.training, dev_data=dev_ds,
+                             metrics=run.config.task.metrics, verbose=run.verbose)
+    _record_history(run, name, result.history)
+    return result.model
 
 
 def _record_history(run: Run, name: str, history) -> None:
@@ -367,18 +354,15 @@ def _new_student(run: Run, teacher):
     )
 
 
-def _distill(run: Run, distiller: Distiller, name: str, stage: str, schedule, train_ds, dev_ds,
+def _distill(run: Run, distiller: Distiller, stage: str, schedule, train_ds, dev_ds,
              **compile_kwargs):
-    steps = steps_in(train_ds)
-    distiller.compile(
-        optimizer=adamw(schedule.learning_rate, max(1, schedule.epochs * steps), schedule.warmup,
-                        schedule.weight_decay),
-        stage=stage, jit_compile=run.config.training.xla, **compile_kwargs)
-    keep = (lambda model: model.student) if stage == "prediction" else None
-    history = fit_stage(distiller, train_ds, schedule.epochs, run.dir, name, run.config.training,
-                        validation_data=dev_ds if keep else None,
-                        metrics=run.config.task.metrics, keep_best_of=keep, verbose=run.verbose)
-    _record_history(run, name, history)
+    """One distillation stage; returns the student (the best by the task metric after the
+    prediction stage)."""
+    result = distill(distiller, train_ds, stage=stage, folder=run.dir, schedule=schedule,
+                     training=run.config.training, dev_data=dev_ds,
+                     metrics=run.config.task.metrics, verbose=run.verbose, **compile_kwargs)
+    _record_history(run, stage, result.history)
+    return result.model
 
 
 def _weights(loss_weights) -> dict:
@@ -407,22 +391,21 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
                 corpus = _general_corpus(run, stages.general.corpus)
                 corpus_ds = tt_data.load(corpus, batch_size=stages.general.batch_size,
                                          seed=config.seed)
-                _distill(run, distiller, "general", "general", stages.general, corpus_ds, None,
+                _distill(run, distiller, "general", stages.general, corpus_ds, None,
                          loss_weights=_weights(stages.general.loss_weights))
         if stages.intermediate.enabled:
             with run.stage("intermediate"):
                 train_ds = _dataset(run, train_dir, stages.intermediate.batch_size, training=True)
-                _distill(run, distiller, "intermediate", "intermediate", stages.intermediate,
-                         train_ds, dev_ds, loss_weights=_weights(stages.intermediate.loss_weights))
+                _distill(run, distiller, "intermediate", stages.intermediate, train_ds, dev_ds,
+                         loss_weights=_weights(stages.intermediate.loss_weights))
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
         with run.stage("prediction"):
             distiller = Distiller(teacher=teacher, student=student)
             train_ds = _dataset(run, prediction_dir, stages.prediction.batch_size, training=True)
-            _distill(run, distiller, "prediction", "prediction", stages.prediction, train_ds,
-                     dev_ds, temperature=stages.prediction.temperature,
-                     loss_weights={"hard": stages.prediction.hard_label_weight})
-            student = _best(run, "prediction", student)
+            student = _distill(run, distiller, "prediction", stages.prediction, train_ds, dev_ds,
+                               temperature=stages.prediction.temperature,
+                               loss_weights={"hard": stages.prediction.hard_label_weight})
     save_model(student, final)
     return student
 

@@ -14,6 +14,12 @@ How the resume is exact: the training data is turned into one stream,
 runs `steps_per_epoch` steps per epoch over it. A resumed run starts its first epoch at the
 backup's step, so its epoch boundaries (validation, epoch logs) fall later than the
 uninterrupted run's by that offset; the training steps, and so the final weights, are the same.
+(Finishing the interrupted epoch in a first, shorter `fit` would align them, but a second `fit`
+makes a second iterator over the dataset, and a seeded `shuffle` reshuffles per iterator, so
+the order would differ from an uninterrupted run's.) With `verbose`, it prints
+`resuming at step N of T` and, at the end, how many steps this process trained. A backup
+folder left incomplete by a kill (a `.step-N.PID.partial` folder, or a `step-N` without
+`state.json`) is ignored, and the next backup replaces it.
 The dataset must be built the same way in both processes (same seed, `deterministic` tf.data).
 
 Example:
@@ -35,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_tinybert.training import steps_in
+from tf_tinybert.evaluation import steps_in
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -115,8 +121,9 @@ class StepBackup(keras.callbacks.Callback):
         """Write a backup of the current state as `step-<N>/`, atomically."""
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         final = self.backup_dir / f"step-{self.step}"
-        if final.exists():
+        if (final / STATE_FILE).is_file():
             return final
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of that name
         temporary = self.backup_dir / f".step-{self.step}.{os.getpid()}.partial"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
@@ -186,15 +193,18 @@ def _ensure_built(model: keras.Model) -> None:
 
 
 class _StopAtStep(keras.callbacks.Callback):
-    """Ends training after exactly `total_steps` steps, mid-epoch if need be."""
+    """Ends training after exactly `total_steps` steps, mid-epoch if need be; counts the steps
+    this process ran (`ran`)."""
 
     def __init__(self, total_steps: int, initial_step: int):
         super().__init__()
         self.total_steps = total_steps
         self.step = initial_step
+        self.ran = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
+        self.ran += 1
         if self.step >= self.total_steps:
             self.model.stop_training = True
 
@@ -251,6 +261,9 @@ def fit_resumable(
         raise ValueError("The training data is empty: no batch to train on.")
     total = epochs * per_epoch if max_steps is None else min(epochs * per_epoch, int(max_steps))
     _ensure_built(model)
+    backup_dir = pathlib.Path(backup_dir)
+    for partial in backup_dir.glob(".step-*.partial"):  # left by a run killed mid-backup
+        shutil.rmtree(partial, ignore_errors=True)
     done = 0
     backup = latest_backup(backup_dir)
     if backup is not None:
@@ -264,9 +277,12 @@ def fit_resumable(
         done = state["step"]
     history = keras.callbacks.History()
     if done < total:
+        if verbose and done:
+            print(f"resuming at step {done} of {total} from {backup}", flush=True)
         stream = train_data.repeat()
         if done:
             stream = stream.skip(done)
+        stop = _StopAtStep(total, done)
         backup_callback = StepBackup(backup_dir, checkpoint_every, per_epoch, total, done)
         history = model.fit(
             stream,
@@ -274,9 +290,12 @@ def fit_resumable(
             initial_epoch=done // per_epoch,
             steps_per_epoch=per_epoch,
             validation_data=validation_data,
-            callbacks=[*callbacks, _StopAtStep(total, done), backup_callback],
+            callbacks=[*callbacks, stop, backup_callback],
             verbose=verbose,
         )
+        if verbose:
+            print(f"trained {stop.ran} steps in this run (steps {done + 1} to {stop.step} of "
+                  f"{total})", flush=True)
     if not keep_backup:
         shutil.rmtree(backup_dir, ignore_errors=True)
     return history

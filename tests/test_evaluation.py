@@ -1,17 +1,17 @@
-"""Training helpers: strategies by name, evaluation over datasets, label-only training."""
+"""Evaluation over datasets, batch counts, default metrics, strategies by name."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tiny_models import random_features, tiny_classifier
 
-from tf_tinybert.training import (
+from tf_tinybert.evaluation import (
+    default_metrics,
     evaluate_classifier,
-    make_strategy,
     predict_with_labels,
     steps_in,
-    train_on_labels,
 )
+from tf_tinybert.strategies import make_strategy
 
 
 def _dataset(rows=20, batch=8, seed=0):
@@ -37,14 +37,14 @@ def test_steps_in_counts_batches_even_when_unknown():
     assert steps_in(dataset.filter(lambda x, y: True)) == 3
 
 
-def test_training_on_labels_learns_a_separable_task():
-    model = tiny_classifier(seed=2, dropout=0.0)
-    dataset, _, _ = _dataset(rows=64, batch=16, seed=3)
-    before = evaluate_classifier(model, dataset)["accuracy"]
-    history = train_on_labels(model, dataset, epochs=15, learning_rate=1e-2, warmup=0.0,
-                              verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    assert evaluate_classifier(model, dataset)["accuracy"] > max(before, 0.8)
+def test_default_metrics_follow_the_task_type():
+    assert default_metrics(1) == ("pearson", "spearman")
+    assert default_metrics(3) == ("accuracy",)
+
+
+def test_steps_in_refuses_an_endless_dataset():
+    with pytest.raises(ValueError, match="repeats forever"):
+        steps_in(tf.data.Dataset.range(3).repeat())
 
 
 def test_unknown_strategy_is_refused():
