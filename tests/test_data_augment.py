@@ -141,10 +141,12 @@ def test_bad_arguments_and_vocabulary_mismatch(prepared, tmp_path):
         augment(prepared, tmp_path / "x", tiny_classifier(vocabulary_size=len(TINY_VOCAB) + 2))
 
 
-def test_a_teacher_source_resolves_like_every_teacher_alias_included():
-    # The offline alias used to reach keras-hub's from_preset as a literal name and fail.
-    from tf_tinybert.data.augment import _resolve_teacher
+def test_a_teacher_source_loads_through_teachers_alias_included(prepared, tmp_path):
+    # The offline alias used to reach keras-hub's from_preset as a literal name and fail;
+    # data/ now takes models only, and teachers.py resolves every source one way.
+    from tf_tinybert.teachers import load_augmentation_teacher
 
-    backbone, masked_lm, name = _resolve_teacher("minilm-l6-offline")
-    assert (backbone.num_layers, backbone.hidden_dim, masked_lm, name) == (
-        6, 384, None, "minilm-l6-offline")
+    backbone = load_augmentation_teacher("minilm-l6-offline")
+    assert (backbone.num_layers, backbone.hidden_dim) == (6, 384)
+    with pytest.raises(ValueError, match="load_augmentation_teacher"):
+        augment(prepared, tmp_path / "x", "minilm-l6-offline", verbose=0)

@@ -8,6 +8,7 @@ from tiny_models import TINY_VOCAB, WORDS, tiny_classifier, tiny_tokenizer
 
 from tf_tinybert.data import cache_teacher, load, prepare, read_manifest
 from tf_tinybert.distiller import Distiller
+from tf_tinybert.teachers import load_teacher
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +65,20 @@ def test_teacher_from_a_keras_file_and_mismatches(prepared, tmp_path):
     teacher = tiny_classifier(seed=3)
     path = tmp_path / "teacher.keras"
     teacher.save(path)
-    manifest = cache_teacher(prepared / "data", str(path), tmp_path / "cached", verbose=0)
-    assert manifest.teacher_logits["teacher"] == str(path)
+    loaded = load_teacher(str(path))
+    manifest = cache_teacher(prepared / "data", loaded, tmp_path / "cached", verbose=0)
+    assert manifest.teacher_logits["teacher"] == loaded.name
     with pytest.raises(ValueError, match="vocabulary"):
         cache_teacher(prepared / "data", tiny_classifier(vocabulary_size=len(TINY_VOCAB) + 3),
                       tmp_path / "other", verbose=0)
     with pytest.raises(ValueError, match="must differ from the input"):
         cache_teacher(prepared / "data", teacher, prepared / "data", verbose=0)
-    # Sources load through teachers.load_teacher: a backbone alone has no head to cache.
+    # data/ takes loaded models only; sources load through teachers.load_teacher, which
+    # refuses a backbone alone (no head whose logits are worth caching).
+    with pytest.raises(ValueError, match="tf_tinybert.teachers.load_teacher"):
+        cache_teacher(prepared / "data", str(path), tmp_path / "x", verbose=0)
     teacher.backbone.save(tmp_path / "backbone.keras")
     with pytest.raises(ValueError, match="has no classification head"):
-        cache_teacher(prepared / "data", str(tmp_path / "backbone.keras"), tmp_path / "x",
-                      verbose=0)
+        load_teacher(str(tmp_path / "backbone.keras"))
     with pytest.raises(ValueError, match="no config.json"):
-        cache_teacher(prepared / "data", str(tmp_path), tmp_path / "x", verbose=0)
+        load_teacher(str(tmp_path))

@@ -108,11 +108,11 @@ def cmd_prepare(args) -> int:
 
 def cmd_augment(args) -> int:
     from tf_tinybert.data import augment
-    from tf_tinybert.teachers import load_teacher
+    from tf_tinybert.teachers import load_augmentation_teacher
 
-    manifest = augment(args.input, args.output, teacher=load_teacher(args.teacher), copies=args.copies,
-                       p=args.p, candidates=args.candidates, seed=args.seed,
-                       overwrite=args.overwrite)
+    teacher = load_augmentation_teacher(args.teacher)
+    manifest = augment(args.input, args.output, teacher=teacher, copies=args.copies, p=args.p,
+                       candidates=args.candidates, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {manifest.num_examples} examples to {args.output}")
     return 0
 

@@ -168,6 +168,25 @@ def load_backbone(source: str | os.PathLike) -> keras_hub.models.BertBackbone:
     return keras_hub.models.BertBackbone.from_preset(path)
 
 
+def load_augmentation_teacher(source: str | os.PathLike):
+    """The model TinyBERT augmentation draws candidates from, loaded from any teacher source.
+
+    A `.keras` file loads as saved, so a `BertMaskedLM` keeps its masked-LM head (candidates
+    from the MLM); every other source (a keras-hub preset, a Hugging Face folder, an alias
+    such as "minilm-l6-offline") gives its `BertBackbone` (embedding neighbours only).
+
+    Example:
+    ```python
+    teacher = load_augmentation_teacher("minilm-l6-offline")
+    tf_tinybert.data.augment("runs/train", "runs/augmented", teacher=teacher)
+    ```
+    """
+    path = resolve_source(source)
+    if path.endswith(".keras"):
+        return keras.saving.load_model(path, compile=False)
+    return load_backbone(path)
+
+
 def _check_preset_name(name: str) -> None:
     if "://" in name or name in keras_hub.models.BertBackbone.presets:
         return

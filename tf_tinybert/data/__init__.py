@@ -10,24 +10,13 @@ dataset = tt.data.load("runs/sst2_train", batch_size=32)
 ```
 """
 
-import importlib
-
-# Public name -> the module that defines it, imported on first use (PEP 562): importing one
-# leaf such as `tf_tinybert.data.features` (the feature keys every layer reads) must not pull
-# in augmentation and teacher loading, which sit above the model layer.
-_LAZY_ATTRIBUTES = {
-    "augment": "tf_tinybert.data.augment",
-    "BadRowError": "tf_tinybert.data.readers",
-    "cache_teacher": "tf_tinybert.data.teacher_cache",
-    "check_compatible": "tf_tinybert.data.load",
-    "CorruptShardError": "tf_tinybert.data.shards",
-    "load": "tf_tinybert.data.load",
-    "Manifest": "tf_tinybert.data.manifest",
-    "prepare": "tf_tinybert.data.prepare",
-    "read_manifest": "tf_tinybert.data.manifest",
-    "read_tokenizer": "tf_tinybert.data.manifest",
-    "Shard": "tf_tinybert.data.manifest",
-}
+from tf_tinybert.data.augment import augment
+from tf_tinybert.data.load import check_compatible, load
+from tf_tinybert.data.manifest import Manifest, Shard, read_manifest, read_tokenizer
+from tf_tinybert.data.prepare import prepare
+from tf_tinybert.data.readers import BadRowError
+from tf_tinybert.data.shards import CorruptShardError
+from tf_tinybert.data.teacher_cache import cache_teacher
 
 __all__ = [
     "BadRowError",
@@ -42,15 +31,3 @@ __all__ = [
     "read_manifest",
     "read_tokenizer",
 ]
-
-
-def __getattr__(name):
-    if name not in _LAZY_ATTRIBUTES:
-        raise AttributeError(f"module 'tf_tinybert.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__

@@ -21,7 +21,6 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
-from tf_tinybert.teachers import load_backbone, resolve_source
 from tf_tinybert.tokenizers import load_tokenizer, vocabulary_hash
 
 __all__ = ["augment"]
@@ -31,24 +30,22 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 
 def _resolve_teacher(teacher):
-    """(backbone, masked_lm or None, name) of a model, a `.keras` file or a preset/folder."""
-    name = teacher if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "name", "teacher")
+    """(backbone, masked_lm or None, name) of a keras-hub BERT model."""
     if isinstance(teacher, (str, os.PathLike)):
-        # Sources resolve as for every teacher (aliases included); a .keras file keeps its
-        # masked-LM head, anything else gives its backbone (embedding neighbours only).
-        path = resolve_source(teacher)
-        if path.endswith(".keras"):
-            teacher = keras.saving.load_model(path, compile=False)
-        else:
-            teacher = load_backbone(path)
+        raise ValueError(
+            f"Expected `teacher` to be a loaded keras-hub BERT model. Received the source "
+            f"{os.fspath(teacher)!r}: load it first with "
+            "`tf_tinybert.teachers.load_augmentation_teacher(source)` (a .keras file keeps its "
+            "masked-LM head; other sources, aliases included, give their backbone)."
+        )
     masked_lm = teacher if isinstance(teacher, keras_hub.models.BertMaskedLM) else None
     backbone = getattr(teacher, "backbone", teacher)
     if not hasattr(backbone, "token_embedding"):
         raise ValueError(
             "Expected `teacher` to be a keras-hub BERT model (BertMaskedLM, BertTextClassifier or "
-            f"BertBackbone), a .keras file or a preset folder. Received: {type(teacher).__name__}"
+            f"BertBackbone). Received: {type(teacher).__name__}"
         )
-    return backbone, masked_lm, os.fspath(name)
+    return backbone, masked_lm, getattr(teacher, "name", "teacher")
 
 
 class _Augmenter:
@@ -152,10 +149,10 @@ def augment(
     Args:
         input: a prepared directory (its records keep their text).
         output: the directory to write; a prepared directory with its own manifest.
-        teacher: a `BertMaskedLM`, `BertTextClassifier` or `BertBackbone`; a `.keras` file;
-            or any other teacher source `tf_tinybert.teachers.load_backbone` reads (a keras-hub
-            preset, a Hugging Face folder, the "minilm-l6-offline" alias): a backbone, so
-            embedding neighbours only.
+        teacher: a loaded `BertMaskedLM` (MLM candidates), `BertTextClassifier` or
+            `BertBackbone` (embedding neighbours only). Load a source (a `.keras` file, a
+            keras-hub preset, a Hugging Face folder, the "minilm-l6-offline" alias) with
+            `tf_tinybert.teachers.load_augmentation_teacher`.
         copies: augmented copies per row (the paper's N_a = 20).
         p: probability of replacing each word (p_t = 0.4).
         candidates: candidates per word (K = 15).
@@ -172,7 +169,8 @@ def augment(
     ```python
     import tf_tinybert as tt
 
-    tt.data.augment("runs/sst2_train", "runs/sst2_aug", teacher="path/to/teacher_folder",
+    teacher = load_augmentation_teacher("minilm-l6-offline")  # tf_tinybert.teachers
+    tt.data.augment("runs/sst2_train", "runs/sst2_aug", teacher=teacher,
                     copies=20, p=0.4, candidates=15, seed=0)
     ```
     """

@@ -18,23 +18,16 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
-from tf_tinybert.teachers import load_teacher
 
 __all__ = ["cache_teacher"]
 
 
 def _resolve_teacher(teacher):
-    """(classifier, name): a model as given, or a source loaded by `teachers.load_teacher`.
-
-    A source must hold a fine-tuned head (a .keras classifier, a keras-hub classifier preset):
-    `load_teacher` refuses a backbone alone, which has no logits worth caching.
-    """
-    if isinstance(teacher, (str, os.PathLike)):
-        return load_teacher(teacher), os.fspath(teacher)
+    """(classifier, name) of a loaded teacher model."""
     if not isinstance(teacher, keras.Model):
         raise ValueError(
-            "Expected `teacher` to be a keras Model or a teacher source (a .keras file, a "
-            f"classifier preset folder or an alias). Received: {type(teacher).__name__}"
+            "Expected `teacher` to be a loaded keras Model (a fine-tuned classifier). Received: "
+            f"{type(teacher).__name__}. Load a source with `tf_tinybert.teachers.load_teacher`."
         )
     return teacher, teacher.name
 
@@ -55,9 +48,8 @@ def cache_teacher(
 
     Args:
         data_dir: a prepared directory.
-        teacher: the fine-tuned teacher classifier (token-id inputs), or a source that
-            `tf_tinybert.teachers.load_teacher` reads with its head (a `.keras` file, a
-            keras-hub classifier preset folder).
+        teacher: the fine-tuned teacher classifier (token-id inputs); load a source with
+            `tf_tinybert.teachers.load_teacher`.
         output_dir: the directory to write (not `data_dir`).
         batch_size: rows per teacher call.
         overwrite: replace a data set already in `output_dir`.
