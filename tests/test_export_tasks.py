@@ -158,3 +158,19 @@ def test_three_class_pair_export_matches_keras(tmp_path):
         assert len(result.categories) == 3
         assert result.label == labels[int(reference.argmax())]
         np.testing.assert_allclose(classifier.probabilities(text, pair), reference, atol=1e-5)
+
+
+def test_predict_command_takes_pairs_and_prints_the_score(regression_fp32, regressor, capsys):
+    from tf_tinybert.cli import main
+
+    report, _ = regression_fp32
+    (text, pair), (text2, pair2) = PAIRS[:2]
+    assert main(["predict", report.model_path, text, text2, "--pair", pair, pair2]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{text} ||| {pair}" and lines[2] == f"{text2} ||| {pair2}"
+    label, value = lines[1].split()
+    assert label == "score"
+    assert float(value) == pytest.approx(keras_scores(regressor, packed(text, pair))[0],
+                                         abs=1e-3)
+    assert main(["predict", report.model_path, text, text2, "--pair", pair]) == 2
+    assert "one --pair text per text" in capsys.readouterr().err

@@ -32,6 +32,7 @@ task: sst2
 student: {{from: bert_4l_128h, name: tiny, num_layers: 1, hidden_dim: 8, num_heads: 2,
            intermediate_dim: 16}}
 seed: 0
+cache_teacher: false
 data: {{use_tfds: false, max_sequence_length: 16, tokenizer: {paths['tokenizer']}}}
 teacher:
   source: {paths['teacher']}
@@ -43,9 +44,9 @@ baseline: {{batch_size: 16, learning_rate: 3.0e-3, warmup: 0.0}}
 export:
   modes: [int8]
   sequence_length: 16
-  latency_runs: 2
-  representative_examples: 16
-  evaluate_examples: 24
+  latency_runs: 1
+  representative_examples: 8
+  evaluate_examples: 16
   min_agreement: 0.0
 training: {{checkpoint_every_steps: 50, tensorboard: false}}
 report: {{plots: false}}
@@ -155,3 +156,12 @@ def test_paper_metric_and_average():
             "rte": {"metrics": ["accuracy"], "teacher": {"accuracy": 0.6}}}
     assert average(rows)["teacher"] == pytest.approx(0.75)
     assert average(rows)["student"] is None
+
+
+def test_evaluate_command_gives_pearson_and_spearman_for_a_regression_tflite(glue_run, capsys):
+    output, _ = glue_run
+    model = output / "stsb" / "export" / "student_int8" / "model.tflite"
+    assert main(["evaluate", "--model", str(model), "--data", str(output / "stsb" / "data" / "dev")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert sorted(scores) == ["pearson", "spearman"]
+    assert -1.0 <= scores["pearson"] <= 1.0 and -1.0 <= scores["spearman"] <= 1.0
