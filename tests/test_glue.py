@@ -165,3 +165,20 @@ def test_evaluate_command_gives_pearson_and_spearman_for_a_regression_tflite(glu
     scores = json.loads(capsys.readouterr().out)
     assert sorted(scores) == ["pearson", "spearman"]
     assert -1.0 <= scores["pearson"] <= 1.0 and -1.0 <= scores["spearman"] <= 1.0
+
+
+def test_a_failed_task_is_recorded_and_the_others_still_run(tmp_path):
+    from tf_tinybert.glue import GlueTaskError, run_glue
+
+    paths = make_tiny_task(tmp_path, train_rows=8, dev_rows=4)
+    recipe = write_base_recipe(tmp_path, paths)
+    for task in ("sst2", "stsb"):
+        (tmp_path / "empty" / task).mkdir(parents=True)  # no train.tsv, no dev.tsv
+    with pytest.raises(GlueTaskError, match="2 of 2 tasks failed") as caught:
+        run_glue(recipe, ["sst2", "stsb"], tmp_path / "empty", tmp_path / "out", verbose=0)
+    assert "train.tsv" in str(caught.value)
+    table = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert list(table["tasks"]) == ["sst2", "stsb"]
+    assert all("FileNotFoundError" in row["error"] for row in table["tasks"].values())
+    assert table["average"]["student"] is None
+    assert "## Failed tasks" in (tmp_path / "out" / "report.md").read_text()

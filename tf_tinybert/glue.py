@@ -21,7 +21,9 @@ task's own `report.json`, so a task's row equals a lone `tf-tinybert run` of tha
 plus `tasks.<task>.wall_seconds`, `average.<model>`, `command`, `cpu` (model name and the
 flags avx512f, avx512_vnni, avx_vnni, amx that decide int8 speed). Both files are
 rewritten atomically after every task, so a killed run leaves a valid partial table;
-running the command again skips each task's finished stages.
+running the command again skips each task's finished stages. A task that fails (say
+its int8 export misses `export.min_agreement`) is recorded under `tasks.<task>.error`;
+the other tasks still run, and `run_glue` then raises GlueTaskError.
 
 Example:
 ```python
@@ -44,6 +46,11 @@ from collections.abc import Iterable, Sequence
 from tf_tinybert.atomic import write_bytes
 
 MODELS = ("teacher", "student", "student_int8", "baseline")
+
+
+class GlueTaskError(ValueError):
+    """One or more tasks failed; the report was still written for the others."""
+
 MODEL_TITLES = {"teacher": "teacher (Keras)", "student": "student, distilled (Keras)",
                 "student_int8": "student, distilled (TFLite int8)",
                 "baseline": "student, labels only (Keras)"}
@@ -226,6 +233,7 @@ def run_glue(
         "models": {model: MODEL_TITLES[model] for model in MODELS},
         "tasks": {},
     }
+    failures = {}
     for task in tasks:
         task_config = configs[task]
         if verbose:
@@ -233,9 +241,16 @@ def run_glue(
         # As `tf-tinybert run` does, so that each task's numbers equal a lone run's.
         keras.utils.set_random_seed(task_config.seed)
         start = time.perf_counter()
-        report = run_recipe(task_config, verbose=verbose)
         metrics = list(task_config.task.metrics)
+        try:
+            report = run_recipe(task_config, verbose=verbose)
+        except Exception as error:  # noqa: BLE001 - recorded, the other tasks still run
+            failures[task] = f"{type(error).__name__}: {error}"
+            report = {"error": failures[task]}
+            if verbose:
+                print(f"[tf-tinybert glue] task {task} failed: {failures[task]}", flush=True)
         table["tasks"][task] = {
+            **({"error": failures[task]} if task in failures else {}),
             **task_row(report, metrics),
             "metrics": metrics,
             "paper_metric": paper_metric(task, metrics),
@@ -250,6 +265,11 @@ def run_glue(
         table["average"] = average(table["tasks"])
         table["sequence_length"] = task_config.export.sequence_length
         write_glue_report(table, output)
+    if failures:
+        raise GlueTaskError(
+            f"{len(failures)} of {len(tasks)} tasks failed ({output / REPORT_JSON} holds the "
+            "others; run the same command again to resume): "
+            + "; ".join(f"{task}: {reason}" for task, reason in failures.items()))
     return table
 
 
@@ -330,6 +350,9 @@ def glue_markdown(table: dict) -> str:
     cpu = table.get("cpu") or {}
     flags = ", ".join(f"{name} {'yes' if on else 'no' if on is not None else '?'}"
                       for name, on in (cpu.get("flags") or {}).items())
+    errors = [(task, row["error"]) for task, row in tasks.items() if row.get("error")]
+    if errors:
+        lines += ["", "## Failed tasks", ""] + [f"- {task}: {reason}" for task, reason in errors]
     lines += ["", f"CPU: {cpu.get('model')} ({cpu.get('logical_cpus')} logical CPUs; {flags}).",
               "", "Command: `" + " ".join(table.get("command", [])) + "`", ""]
     return "\n".join(lines)
