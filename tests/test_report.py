@@ -140,3 +140,17 @@ def test_tables_follow_the_primary_metric(metric):
               "student": {metric: 0.45, "params": 5}}
     table = rp.summary_table(report)
     assert metric in table.splitlines()[0] and "90.0%" in table
+
+
+def test_missing_keys_follow_the_primary_metric():
+    from tf_tinybert.report import missing_keys
+
+    report = {"primary_metric": "pearson", "teacher": {"pearson": 0.8, "params": 10},
+              "student": {"pearson": 0.7, "params": 5,
+                          "tflite": {"int8": {"pearson": 0.69, "size_mb": 1.0,
+                                              "latency_ms": 2.0}}},
+              "data": {"train_examples": 10}, "stages": {"teacher": {"seconds": 1.0}}}
+    assert missing_keys(report) == ["teacher.tflite.fp32.size_mb",
+                                    "teacher.tflite.fp32.latency_ms"]
+    del report["student"]["tflite"]["int8"]["pearson"]
+    assert "student.tflite.int8.pearson" in missing_keys(report)

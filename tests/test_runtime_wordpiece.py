@@ -203,3 +203,54 @@ def test_vocabulary_file_reads_like_keras_hub(tmp_path):
     path.write_bytes(("\r\n".join(TINY_VOCAB) + "\r\n").encode("utf-8"))
     reference = keras_hub.models.BertTokenizer(vocabulary=str(path), lowercase=True)
     assert WordpieceTokenizer(path).vocabulary == reference.get_vocabulary()
+
+
+def _bert_truncate_pair(first: list, second: list, budget: int) -> tuple[list, list]:
+    """google-research/bert's `_truncate_seq_pair`: drop the last token of the longer text
+    (the second on a tie) until both fit."""
+    first, second = list(first), list(second)
+    while len(first) + len(second) > budget:
+        if len(first) > len(second):
+            first.pop()
+        else:
+            second.pop()
+    return first, second
+
+
+@pytest.mark.parametrize("sequence_length", [5, 9, 16, 64])
+def test_pair_ids_match_the_training_encoder(sequence_length):
+    """The runtime packs a pair into the very ids, segments and mask that training saw."""
+    from tf_tinybert.data.encoding import Encoder
+
+    reference = keras_hub.models.BertTokenizer(vocabulary=list(TINY_VOCAB), lowercase=True)
+    encoder = Encoder(reference, sequence_length=sequence_length)
+    ours = WordpieceTokenizer(list(TINY_VOCAB), strip_accents=False)
+    firsts = ["a witty film, and fun", "", "the plot was very very boring but the actors " * 3,
+              "good", "The Story is GREAT!"]
+    seconds = ["not good", "the story is great and the actors are fun too", "", "bad " * 30,
+               "it was awful, and the movie was boring"]
+    token_ids, segment_ids, lengths, _ = encoder(firsts, seconds)
+    for row, (first, second) in enumerate(zip(firsts, seconds)):
+        packed = ours.pack(first, second, sequence_length=sequence_length)
+        np.testing.assert_array_equal(packed["input_word_ids"], token_ids[row])
+        np.testing.assert_array_equal(packed["input_type_ids"], segment_ids[row])
+        np.testing.assert_array_equal(packed["input_mask"],
+                                      np.arange(sequence_length) < lengths[row])
+        # [CLS] a [SEP] b [SEP]: segment 0 up to the first [SEP], then 1 through the second.
+        seps = np.flatnonzero(packed["input_word_ids"] == ours.sep_id)
+        assert packed["input_word_ids"][0] == ours.cls_id and len(seps) == 2
+        assert set(packed["input_type_ids"][: seps[0] + 1]) == {0}
+        assert set(packed["input_type_ids"][seps[0] + 1: seps[1] + 1]) == {1}
+        # Truncation keeps the tokens BERT's longest-first rule keeps.
+        a, b = _bert_truncate_pair(ours.encode(first), ours.encode(second), sequence_length - 3)
+        np.testing.assert_array_equal(packed["input_word_ids"][: len(a) + len(b) + 3],
+                                      [ours.cls_id, *a, ours.sep_id, *b, ours.sep_id])
+
+
+def test_round_robin_keeps_what_longest_first_keeps():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        lengths = [int(n) for n in rng.integers(0, 40, size=2)]
+        budget = int(rng.integers(0, 60))
+        a, b = _bert_truncate_pair(range(lengths[0]), range(lengths[1]), budget)
+        assert round_robin_lengths(lengths, budget) == [len(a), len(b)]

@@ -259,7 +259,17 @@ def cmd_export(args) -> int:
 def cmd_predict(args) -> int:
     from tf_tinybert.runtime import format_classifications, predict_main
 
-    print(format_classifications(predict_main(args.model, args.texts, top_k=args.top_k)))
+    print(format_classifications(predict_main(args.model, args.texts, top_k=args.top_k,
+                                              text_pairs=args.pair)))
+    return 0
+
+
+def cmd_glue(args) -> int:
+    from tf_tinybert.glue import run_glue
+
+    run_glue(args.config, tasks=_split_list(args.tasks), data_root=args.data_root,
+             output=args.output, overrides=args.set or (), verbose=0 if args.quiet else 1,
+             command=["tf-tinybert", *args.argv])
     return 0
 
 
@@ -390,11 +400,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("predict", help="classify texts with an exported .tflite model")
+    p = commands.add_parser(
+        "predict", help="classify texts (or sentence pairs) with an exported .tflite model",
+        description="Classify texts with an exported model.tflite. For a sentence-pair task "
+                    "(MRPC, STS-B, RTE, QNLI, QQP, MNLI) give each text's second sentence "
+                    "with --pair, in the same order: `predict MODEL 'He left.' --pair 'He "
+                    "went away.'`. A regression export (STS-B) prints its score.")
     p.add_argument("model", help="model.tflite")
-    p.add_argument("texts", nargs="+", help="texts to classify")
+    p.add_argument("texts", nargs="+", help="texts to classify (first sentences of pairs)")
+    p.add_argument("--pair", "--text-pair", nargs="+", default=None, metavar="TEXT2",
+                   help="second sentence of each pair, one per TEXT, in order")
     p.add_argument("--top-k", type=int, default=None, help="labels to show per text")
     p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser(
+        "glue", help="the recipe over several GLUE tasks, one TinyBERT Table 1-style report",
+        description="Run the recipe CONFIG once per task (task, data folder and run folder "
+                    "set per task) and write OUTPUT/report.md and OUTPUT/report.json: per "
+                    "task the teacher, distilled student, its int8 TFLite and the "
+                    "label-only baseline on the task's metrics, sizes, latency, and the "
+                    "average. Example: tf-tinybert glue configs/recipes/glue_minilm.yaml "
+                    "--tasks sst2,cola,mrpc,stsb --data-root ../shared/data --output "
+                    "runs/glue")
+    p.add_argument("config", help="base recipe YAML, e.g. configs/recipes/glue_minilm.yaml")
+    p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. "
+                                                  "sst2,cola,mrpc,stsb")
+    p.add_argument("--data-root", required=True,
+                   help="folder with one sub-folder per task, named after it (sst2/, cola/...)")
+    p.add_argument("--output", required=True, help="folder for the runs and the report")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field of every task's recipe, e.g. --set seed=1")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_glue)
 
     p = commands.add_parser("run", help="the whole recipe from a YAML config")
     p.add_argument("config", help="recipe YAML, e.g. configs/recipes/quickstart.yaml")
@@ -408,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tf-tinybert` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

@@ -470,9 +470,13 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 labels=list(config.task.labels) or None, eval_data=str(dev_dir),
                 max_eval_examples=eval_examples, min_agreement=export.min_agreement,
                 integer_only=export.integer_only and mode == "int8", overwrite=True,
+                metrics=list(config.task.metrics),
             )
             check = report.verification
             entry = {
+                # The task's own metrics on the checked dev examples (matthews_corrcoef, f1,
+                # pearson, ...), as for the Keras models.
+                **(check.metrics or {}),
                 "size_mb": round(report.model_bytes / 1e6, 3),
                 "latency_ms": round(measure_latency(report.model_path,
                                                     runs=export.latency_runs), 3),
@@ -480,6 +484,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                     report.model_path, num_threads=2, runs=export.latency_runs), 3),
                 "accuracy": check.accuracy,
                 "agreement": check.top1_agreement,
+                "pearson_with_keras": check.pearson_with_keras,
                 "max_abs_diff": check.max_abs_diff,
                 "examples": check.examples,
                 "float_ops": report.info["float_ops"],
@@ -488,8 +493,10 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
             write_bytes(summary_path, json.dumps(entry, indent=2).encode("utf-8"))
         run.report.setdefault(who, {}).setdefault("tflite", {})[mode] = entry
         results[(who, mode)] = entry
+        metric = config.task.primary_metric
         run.say(f"{who} {mode}: {entry['size_mb']} MB, {entry['latency_ms']} ms, "
-                f"accuracy {entry['accuracy']}, agreement {entry['agreement']}")
+                f"{metric} {entry.get(metric)}, agreement "
+                f"{entry['agreement'] if entry.get('agreement') is not None else entry.get('pearson_with_keras')}")
     return results
 
 
@@ -504,6 +511,8 @@ def classify_examples(run: Run) -> None:
     mode = "int8" if "int8" in modes else modes[-1]
     classifier = TextClassifier(run.path("export", f"student_{mode}", MODEL_FILE))
     examples = []
+    # The example sentences are single texts; a pair task's model reads each with an empty
+    # second segment, which is still a fair smoke test of the on-device path.
     for sentence, result in zip(sentences, classifier.classify(sentences)):
         examples.append({"text": sentence, "label": result.label,
                          "score": round(result.score, 4)})

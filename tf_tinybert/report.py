@@ -57,14 +57,18 @@ def lookup(report: dict, key: str, default=None):
 def missing_keys(report: dict) -> list[str]:
     """The report keys other checks read that this report lacks (per exported mode, too).
 
+    "accuracy" stands for the report's `primary_metric` (e.g. pearson for STS-B).
+
     Example:
     ```python
     missing_keys({"teacher": {"accuracy": 0.9}})  # ['student.accuracy', ...]
     ```
     """
-    keys = list(REQUIRED_KEYS)
+    metric = _metric_name(report)
+    keys = [key.replace(".accuracy", f".{metric}") for key in REQUIRED_KEYS]
     for mode in lookup(report, "student.tflite", {}) or {}:
-        keys += [f"student.tflite.{mode}.{name}" for name in MODE_KEYS]
+        keys += [f"student.tflite.{mode}.{metric if name == 'accuracy' else name}"
+                 for name in MODE_KEYS]
     if not lookup(report, "stages"):
         keys.append("stages.<name>.seconds")
     keys += [f"stages.{name}.seconds" for name in lookup(report, "stages", {}) or {}]

@@ -13,6 +13,14 @@ A model with metadata is the plain TFLite flatbuffer with two additions:
 mediapipe 1.2.2's own metadata writer does not import (it needs the absent
 `mediapipe.tasks.cc`), so this module builds the same flatbuffers from the generated
 schema classes that mediapipe ships.
+
+A regression model (one float32 `score`, STS-B) is no classifier, and MediaPipe's
+TextClassifier would read its score as the probability of one class. For it
+`add_metadata(..., labels=None)` writes what still fits: the three input tensors, the
+BertTokenizer process unit and vocab.txt, and an output named "score" with no label
+file, so tokenizer-aware LiteRT tooling (and `tf_tinybert.runtime`) still finds the
+vocabulary inside the model. Run it with `tf_tinybert.runtime.TextClassifier`, which
+returns the score, not with MediaPipe's TextClassifier.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from tf_tinybert.runtime.contract import (
     INPUT_WORD_IDS,
     LABELS_FILE,
     OUTPUT_NAME,
+    SCORE_NAME,
     VOCAB_FILE,
 )
 
@@ -55,7 +64,7 @@ def _schemas():
 def add_metadata(
     model_content: bytes,
     vocabulary: Sequence[str],
-    labels: Sequence[str],
+    labels: Sequence[str] | None,
     name: str = "tf_tinybert text classifier",
     description: str = "Classifies a text into one of the labels (TinyBERT student).",
     version: str = "1",
@@ -67,7 +76,8 @@ def add_metadata(
             input_word_ids, input_mask and input_type_ids and one float32 or int8
             probability output, without metadata.
         vocabulary: the WordPiece vocabulary, one token per id.
-        labels: one name per output class.
+        labels: one name per output class; None for a regression model (a float32
+            `score` output): then no label file, and the output is described as a score.
 
     Example:
     ```python
@@ -87,7 +97,8 @@ def add_metadata(
 
     inputs = [_input_tensor_metadata(metadata_fb, tensor_name) for tensor_name in input_names]
     output = _output_tensor_metadata(
-        metadata_fb, is_float=output_types[0] == model_fb.TensorType.FLOAT32
+        metadata_fb, is_float=output_types[0] == model_fb.TensorType.FLOAT32,
+        regression=labels is None,
     )
     subgraph_metadata = metadata_fb.SubGraphMetadataT()
     subgraph_metadata.inputTensorMetadata = inputs
@@ -113,10 +124,10 @@ def add_metadata(
     model.metadata = [*(model.metadata or []), entry]
     builder = flatbuffers.Builder(len(model_content) + len(metadata_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return _append_files(
-        bytes(builder.Output()),
-        {VOCAB_FILE: _lines(vocabulary), LABELS_FILE: _lines(labels)},
-    )
+    files = {VOCAB_FILE: _lines(vocabulary)}
+    if labels is not None:
+        files[LABELS_FILE] = _lines(labels)
+    return _append_files(bytes(builder.Output()), files)
 
 
 def _lines(items: Sequence[str]) -> bytes:
@@ -137,8 +148,14 @@ def _input_tensor_metadata(metadata_fb, tensor_name: str):
     return tensor
 
 
-def _output_tensor_metadata(metadata_fb, is_float: bool):
+def _output_tensor_metadata(metadata_fb, is_float: bool, regression: bool = False):
     tensor = metadata_fb.TensorMetadataT()
+    if regression:
+        tensor.name = SCORE_NAME
+        tensor.description = "The predicted score (regression; no softmax, no labels)."
+        tensor.content = _feature_content(metadata_fb)
+        tensor.stats = metadata_fb.StatsT()
+        return tensor
     tensor.name = OUTPUT_NAME
     tensor.description = "Probabilities of the labels respectively."
     tensor.content = _feature_content(metadata_fb)

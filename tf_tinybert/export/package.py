@@ -4,6 +4,14 @@ The folder holds model.tflite (with TFLite metadata: vocabulary and labels as as
 files), vocab.txt, labels.txt and export.json. It is built in a temporary folder beside
 the destination, verified before anything is written, and renamed into place at the
 end, so a failed export leaves nothing behind and a reader never sees half a folder.
+
+A regression model (`num_classes == 1`, STS-B) exports too: its output is a float32
+`score` [1, 1] (no softmax), the self-verification compares scores (largest absolute
+difference, and the Pearson correlation with Keras' scores in place of top-1
+agreement), export.json records `"task_type": "regression"`, and there is no labels.txt.
+Its TFLite metadata keeps the inputs, tokenizer and vocabulary but is no MediaPipe
+TextClassifier metadata (a score is not a class probability; see metadata.py): run it
+with `tf_tinybert.runtime.TextClassifier`, whose `classify` returns the score.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import fit_length, iterate_features
 from tf_tinybert.export.metadata import MIN_PARSER_VERSION, add_metadata
 from tf_tinybert.export.ops import min_runtime_version, operator_versions
-from tf_tinybert.export.serving import INPUT_FEATURES
+from tf_tinybert.export.serving import INPUT_FEATURES, is_regression
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
@@ -76,6 +84,7 @@ def export_classifier(
     max_eval_examples: int = 256,
     max_calibration_examples: int = 200,
     num_threads: int | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> ExportReport:
     """Exports a BertTextClassifier to a verified, MediaPipe-ready TFLite folder.
 
@@ -92,9 +101,12 @@ def export_classifier(
             feature dicts to calibrate activation ranges on.
         labels: class names (a list or "negative,positive"); default: the label names
             of the prepared data's manifest if a folder is given, else "0", "1", ...
+            A regression model has none (None or empty).
         overwrite: replace an existing `output_dir`.
         min_agreement: quantised modes fail (ExportVerificationError) where the top-1
-            label agrees with Keras on fewer held-out examples than this fraction.
+            label agrees with Keras on fewer held-out examples than this fraction (for a
+            regression model: where the Pearson correlation of the exported scores with
+            Keras' is lower).
         eval_data: held-out examples to verify on (a prepared TFRecord folder, or an
             iterable of features or (features, labels)); labels give accuracy. Without
             it, `max_eval_examples` random token sequences are used (parity only).
@@ -103,6 +115,9 @@ def export_classifier(
             included (for accelerators that run integer graphs only). By default those
             stay in float32 (INT8_FLOAT_OPS), which runs about 3x faster on CPU.
         num_threads: LiteRT threads for verification.
+        metrics: task metrics (`tf_tinybert.metrics`) of the export and of Keras to
+            record where `eval_data` has labels; default accuracy, or Pearson and
+            Spearman for a regression model.
 
     Returns:
         An ExportReport; export.json holds the same information.
@@ -134,7 +149,22 @@ def export_classifier(
     tokenizer = _load_tokenizer(tokenizer)
     vocabulary = _check_vocabulary(model, tokenizer)
     num_classes = model.output_dense.units
-    labels = _resolve_labels(labels, num_classes, eval_data, representative_data)
+    regression = is_regression(model)
+    if regression and int8_io:
+        raise ValueError(
+            "`int8_io` applies to classifiers only: a regression model's `score` output stays "
+            "float32 (its range is the task's, not [0, 1]). Received: int8_io=True for a model "
+            "with 1 output unit."
+        )
+    if regression:
+        if labels:
+            raise ValueError(
+                "A regression model (1 output unit) has no class labels. Received: "
+                f"labels={labels!r}."
+            )
+        labels = []
+    else:
+        labels = _resolve_labels(labels, num_classes, eval_data, representative_data)
 
     model_content = to_tflite(
         model,
@@ -145,17 +175,19 @@ def export_classifier(
         max_calibration_examples=max_calibration_examples,
         float_ops=float_ops,
     )
-    model_content = add_metadata(model_content, vocabulary, labels)
+    model_content = add_metadata(model_content, vocabulary, None if regression else labels)
     signature = check_signature(model_content, sequence_length, num_classes)
     features, eval_labels, source = _held_out(
         eval_data, tokenizer, sequence_length, max_eval_examples
     )
-    result = compare(model, model_content, features, eval_labels, num_threads=num_threads)
+    result = compare(model, model_content, features, eval_labels, num_threads=num_threads,
+                     metrics=metrics)
     check(result, quantization, FP32_MAX_ABS_DIFF, min_agreement)
 
     info = {
         "format_version": 1,
         "model_file": MODEL_FILE,
+        "task_type": "regression" if regression else "classification",
         "quantization": quantization,
         "int8_io": bool(int8_io),
         "float_ops": (list(float_ops) if quantization == "int8" else None),
@@ -175,6 +207,8 @@ def export_classifier(
             "source": source,
             "max_abs_diff_allowed": FP32_MAX_ABS_DIFF if quantization == "fp32" else None,
             "min_agreement": min_agreement if quantization != "fp32" else None,
+            "agreement_measure": (None if quantization == "fp32" else
+                                  "pearson_with_keras" if regression else "top1_agreement"),
             "passed": True,
         },
         "tokenizer": _tokenizer_identity(tokenizer, vocabulary),
@@ -182,14 +216,16 @@ def export_classifier(
         "min_litert_version": min_runtime_version(model_content),
         "verified_with": _versions(),
         "metadata": {"min_parser_version": MIN_PARSER_VERSION,
-                     "associated_files": [VOCAB_FILE, LABELS_FILE]},
+                     "associated_files": [VOCAB_FILE] if regression else [VOCAB_FILE, LABELS_FILE],
+                     "mediapipe_text_classifier": not regression},
     }
     files = {
         MODEL_FILE: model_content,
         VOCAB_FILE: ("\n".join(vocabulary) + "\n").encode("utf-8"),
-        LABELS_FILE: ("\n".join(labels) + "\n").encode("utf-8"),
         EXPORT_INFO_FILE: (json.dumps(info, indent=2) + "\n").encode("utf-8"),
     }
+    if not regression:
+        files[LABELS_FILE] = ("\n".join(labels) + "\n").encode("utf-8")
     _write_folder_atomically(output_dir, files)
     return ExportReport(
         output_dir=output_dir,

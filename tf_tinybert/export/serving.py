@@ -2,7 +2,8 @@
 
 MediaPipe Tasks and Model Maker name a BERT classifier's inputs `input_word_ids`,
 `input_mask` and `input_type_ids` (int32, [1, L]) and read softmax probabilities from its
-output, which we name `probability`. `save_serving_model` wraps a keras-hub
+output, which we name `probability`. A regression head (`num_classes == 1`, STS-B) serves
+its raw float32 `score` [1, 1] instead (no softmax). `save_serving_model` wraps a keras-hub
 `BertTextClassifier` in that signature; `classifier_probabilities` is the forward pass
 it serves, either Keras' own or one whose attention mask is clipped for int8 (see
 `attention_mask_value`).
@@ -25,6 +26,7 @@ from tf_tinybert.runtime.contract import (
     INPUT_TYPE_IDS,
     INPUT_WORD_IDS,
     OUTPUT_NAME,
+    SCORE_NAME,
 )
 
 # The model feature each serving input carries, in INPUT_NAMES order.
@@ -45,7 +47,8 @@ def check_classifier(model) -> None:
     """Raises ValueError unless `model` is a keras-hub BertTextClassifier-like classifier.
 
     "Like" means: a Keras model with a `backbone` that has BertBackbone's named layers
-    (keras-nlp's classes are the same), an `output_dense` head and at least two classes.
+    (keras-nlp's classes are the same) and an `output_dense` head: at least two classes,
+    or one unit with no activation (a regression head, see `is_regression`).
 
     Example:
     ```python
@@ -70,19 +73,42 @@ def check_classifier(model) -> None:
             f"{type(model).__name__} named {model.name!r} with {what}."
         )
     num_classes = model.output_dense.units
-    if num_classes < 2:
-        raise ValueError(
-            "Only classifiers export to a MediaPipe TextClassifier (softmax over at least "
-            f"2 classes). Received: model {model.name!r} with {num_classes} output unit "
-            "(a regression head)."
-        )
     activation = keras.activations.serialize(model.output_dense.activation)
+    if num_classes == 1 and _activation_name(activation) != "linear":
+        raise ValueError(
+            "Expected a regression head (1 output unit) to output its raw value (activation "
+            f"None). Received: activation={activation!r} in layer "
+            f"{model.output_dense.name!r}."
+        )
     if _activation_name(activation) not in ("linear", "softmax"):
         raise ValueError(
             "Expected the classifier head to output logits (activation None) or "
             f"probabilities (activation 'softmax'). Received: activation={activation!r} "
             f"in layer {model.output_dense.name!r}."
         )
+
+
+def is_regression(model) -> bool:
+    """True for a regression head (one output unit, e.g. STS-B), which serves a `score`.
+
+    Example:
+    ```python
+    is_regression(keras_hub.models.BertTextClassifier(backbone, num_classes=1,
+                                                      preprocessor=None))  # True
+    ```
+    """
+    return int(model.output_dense.units) == 1
+
+
+def output_name(model) -> str:
+    """The serving output's name: SCORE_NAME for a regression head, else OUTPUT_NAME.
+
+    Example:
+    ```python
+    output_name(student)  # 'probability'
+    ```
+    """
+    return SCORE_NAME if is_regression(model) else OUTPUT_NAME
 
 
 def _activation_name(serialized) -> str:
@@ -96,6 +122,8 @@ def classifier_probabilities(
     outlier_channels: Sequence[int] | None = None,
 ):
     """Softmax class probabilities [B, C] of a BertTextClassifier, in inference mode.
+
+    For a regression head (`is_regression`) it returns the raw float32 scores [B, 1].
 
     Args:
         model: a keras-hub BertTextClassifier (see `check_classifier`).
@@ -132,6 +160,8 @@ def classifier_probabilities(
 
 
 def _softmax_unless_done(model, outputs):
+    if is_regression(model):
+        return ops.cast(outputs, "float32")
     activation = _activation_name(keras.activations.serialize(model.output_dense.activation))
     if activation == "softmax":
         return ops.cast(outputs, "float32")
@@ -151,7 +181,8 @@ def save_serving_model(
     """Writes a SavedModel whose `serving_default` signature MediaPipe's TextClassifier takes.
 
     Inputs: int32 `input_word_ids`, `input_mask`, `input_type_ids` of shape
-    [1, sequence_length]; output: float32 `probability` [1, num_classes] (softmax).
+    [1, sequence_length]; output: float32 `probability` [1, num_classes] (softmax), or
+    float32 `score` [1, 1] for a regression head.
 
     Example:
     ```python
@@ -165,14 +196,16 @@ def save_serving_model(
             raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
         split = SplitStreamForward(model, outlier_channels, float(attention_mask_value))
 
+    name = output_name(model)
+
     def serve(input_word_ids, input_mask, input_type_ids):
         if split is not None:
             logits = split(input_word_ids, input_mask, input_type_ids)
-            return {OUTPUT_NAME: _softmax_unless_done(model, logits)}
+            return {name: _softmax_unless_done(model, logits)}
         probability = classifier_probabilities(
             model, input_word_ids, input_mask, input_type_ids, attention_mask_value
         )
-        return {OUTPUT_NAME: probability}
+        return {name: probability}
 
     signature = [tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in INPUT_NAMES]
     archive = keras.export.ExportArchive()

@@ -3,7 +3,9 @@
 The exported file runs in ai-edge-litert (the on-device runtime), one example at a
 time as a phone runs it; the Keras model runs the same rows in a batch. We report the
 largest and mean absolute difference of the probabilities, top-1 agreement and, where
-labels are known, the accuracy of both.
+labels are known, the accuracy of both. A regression export (`score` output, STS-B) is
+compared on its scores instead: absolute differences and the Pearson correlation of its
+scores with Keras' take the place of top-1 agreement.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import dataclasses
 import numpy as np
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from tf_tinybert.export.serving import INPUT_FEATURES, classifier_probabilities
-from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME
+from tf_tinybert.export.serving import INPUT_FEATURES, classifier_probabilities, is_regression
+from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME, SCORE_NAME
 
 
 class ExportVerificationError(ValueError):
@@ -23,14 +25,24 @@ class ExportVerificationError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Verification:
-    """How an exported model compares with Keras on `examples` held-out rows."""
+    """How an exported model compares with Keras on `examples` held-out rows.
+
+    `top1_agreement` is None for a regression export, which reports
+    `pearson_with_keras` (the correlation of its scores with Keras') instead. `metrics`
+    and `keras_metrics` hold the task metrics of the export and of Keras where labels
+    were given (for classification `accuracy` and `keras_accuracy` repeat the accuracy).
+    """
 
     examples: int
     max_abs_diff: float
     mean_abs_diff: float
-    top1_agreement: float
+    top1_agreement: float | None
     accuracy: float | None = None
     keras_accuracy: float | None = None
+    task_type: str = "classification"
+    pearson_with_keras: float | None = None
+    metrics: dict | None = None
+    keras_metrics: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -42,7 +54,8 @@ def tflite_probabilities(
     """Runs a serving-signature TFLite model on each row of `features`; float32 [N, C].
 
     `features` holds "token_ids", "padding_mask", "segment_ids" as int32 [N, L] with L the
-    model's sequence length. An int8 output is dequantised with its own scale.
+    model's sequence length. An int8 output is dequantised with its own scale. A regression
+    export's `score` output gives its scores [N, 1].
 
     Example:
     ```python
@@ -53,7 +66,14 @@ def tflite_probabilities(
 
     interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
     runner = interpreter.get_signature_runner()
-    output = runner.get_output_details()[OUTPUT_NAME]
+    outputs = runner.get_output_details()
+    name = next((n for n in (OUTPUT_NAME, SCORE_NAME) if n in outputs), None)
+    if name is None:
+        raise ExportVerificationError(
+            f"Expected a serving signature with a {OUTPUT_NAME!r} or {SCORE_NAME!r} output. "
+            f"Received outputs: {sorted(outputs)}."
+        )
+    output = outputs[name]
     scale, zero_point = output["quantization"]
     rows = []
     for i in range(features[TOKEN_IDS].shape[0]):
@@ -61,7 +81,7 @@ def tflite_probabilities(
             name: np.asarray(features[key][i : i + 1], dtype=np.int32)
             for name, key in INPUT_FEATURES.items()
         }
-        rows.append(runner(**inputs)[OUTPUT_NAME][0])
+        rows.append(runner(**inputs)[name][0])
     probabilities = np.asarray(rows)
     if probabilities.dtype != np.float32:
         probabilities = (probabilities.astype(np.float32) - zero_point) * scale
@@ -69,7 +89,8 @@ def tflite_probabilities(
 
 
 def keras_probabilities(model, features: dict[str, np.ndarray], batch_size: int = 32):
-    """Softmax probabilities of the Keras classifier on `features`, float32 [N, C]."""
+    """Softmax probabilities of the Keras classifier on `features`, float32 [N, C]
+    (scores [N, 1] for a regression head)."""
     outputs = []
     for start in range(0, features[TOKEN_IDS].shape[0], batch_size):
         rows = slice(start, start + batch_size)
@@ -88,8 +109,12 @@ def compare(
     features: dict[str, np.ndarray],
     labels: np.ndarray | None = None,
     num_threads: int | None = None,
+    metrics=None,
 ) -> Verification:
     """Compares an exported model with `model` on the rows of `features`.
+
+    `metrics` names the task metrics (`tf_tinybert.metrics`) to compute where `labels` are
+    given; default ("accuracy",), or ("pearson", "spearman") for a regression head.
 
     Example:
     ```python
@@ -104,19 +129,35 @@ def compare(
             f"The exported model returns probabilities of shape {received.shape}; the Keras "
             f"model returns {expected.shape}."
         )
+    from tf_tinybert.metrics import compute_metrics, pearson
+
+    regression = is_regression(model)
     difference = np.abs(expected - received)
-    accuracy = keras_accuracy = None
+    accuracy = keras_accuracy = scores = keras_scores = None
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        accuracy = float(np.mean(received.argmax(-1) == labels))
-        keras_accuracy = float(np.mean(expected.argmax(-1) == labels))
+        names = list(metrics or (("pearson", "spearman") if regression else ("accuracy",)))
+        scores = compute_metrics(names, received, labels)
+        keras_scores = compute_metrics(names, expected, labels)
+        if not regression:
+            accuracy = float(np.mean(received.argmax(-1) == labels))
+            keras_accuracy = float(np.mean(expected.argmax(-1) == labels))
+    agreement = correlation = None
+    if regression:
+        correlation = pearson(received, expected) if expected.shape[0] > 1 else 1.0
+    else:
+        agreement = float(np.mean(expected.argmax(-1) == received.argmax(-1)))
     return Verification(
         examples=int(expected.shape[0]),
         max_abs_diff=float(difference.max()),
         mean_abs_diff=float(difference.mean()),
-        top1_agreement=float(np.mean(expected.argmax(-1) == received.argmax(-1))),
+        top1_agreement=agreement,
         accuracy=accuracy,
         keras_accuracy=keras_accuracy,
+        task_type="regression" if regression else "classification",
+        pearson_with_keras=correlation,
+        metrics=scores,
+        keras_metrics=keras_scores,
     )
 
 
@@ -126,13 +167,18 @@ def check(
     """Raises ExportVerificationError where `result` misses the bar for `quantization`.
 
     fp32 must match Keras' probabilities to `max_abs_diff`; the quantised modes must
-    agree with Keras' top-1 label on at least `min_agreement` of the examples.
+    agree with Keras' top-1 label on at least `min_agreement` of the examples. For a
+    regression export, fp32 must match Keras' scores to `max_abs_diff`, and the quantised
+    modes' scores must correlate with Keras' (Pearson) to at least `min_agreement`.
 
     Example:
     ```python
     check(result, "fp32", max_abs_diff=1e-4, min_agreement=0.95)
     ```
     """
+    if result.task_type == "regression":
+        _check_regression(result, quantization, max_abs_diff, min_agreement)
+        return
     if quantization == "fp32" and not result.max_abs_diff <= max_abs_diff:
         raise ExportVerificationError(
             f"The fp32 TFLite model differs from Keras by up to {result.max_abs_diff:.3g} in "
@@ -150,12 +196,29 @@ def check(
         )
 
 
+def _check_regression(result, quantization, max_abs_diff, min_agreement):
+    if quantization == "fp32" and not result.max_abs_diff <= max_abs_diff:
+        raise ExportVerificationError(
+            f"The fp32 TFLite regression model's scores differ from Keras by up to "
+            f"{result.max_abs_diff:.3g} on {result.examples} held-out examples; expected <= "
+            f"{max_abs_diff:g}. Nothing was written."
+        )
+    if quantization != "fp32" and not result.pearson_with_keras >= min_agreement:
+        raise ExportVerificationError(
+            f"The {quantization} TFLite regression model's scores correlate with Keras' at "
+            f"Pearson {result.pearson_with_keras:.4f} on {result.examples} held-out examples; "
+            f"expected >= {min_agreement:.4f} (min_agreement). Nothing was written. Try a "
+            "milder mode (int8 -> dynamic -> fp16) or more representative data."
+        )
+
+
 def check_signature(model_content: bytes, sequence_length: int, num_classes: int) -> dict:
     """Checks the tensors MediaPipe's TextClassifier binds; returns their names and types.
 
     Model Maker's BERT classifiers, which MediaPipe's metadata writer defaults to, name
     their inputs `serving_default_input_word_ids:0`, `..._input_mask:0` and
-    `..._input_type_ids:0`: int32 [1, L]. The one output is [1, C] probabilities.
+    `..._input_type_ids:0`: int32 [1, L]. The one output is [1, C] probabilities, or a
+    float32 `score` [1, 1] where `num_classes` is 1 (regression).
 
     Example:
     ```python
@@ -166,7 +229,8 @@ def check_signature(model_content: bytes, sequence_length: int, num_classes: int
 
     interpreter = Interpreter(model_content=model_content)
     signatures = interpreter.get_signature_list()
-    expected_signature = {"inputs": sorted(INPUT_NAMES), "outputs": [OUTPUT_NAME]}
+    output_role = SCORE_NAME if num_classes == 1 else OUTPUT_NAME
+    expected_signature = {"inputs": sorted(INPUT_NAMES), "outputs": [output_role]}
     received_signature = {
         key: sorted(value) for key, value in signatures.get("serving_default", {}).items()
     }
@@ -189,10 +253,11 @@ def check_signature(model_content: bytes, sequence_length: int, num_classes: int
         inputs[role] = name
     (output,) = interpreter.get_output_details()
     shape = [int(d) for d in output["shape"]]
-    if shape != [1, num_classes] or output["dtype"] not in (np.float32, np.int8):
+    dtypes = (np.float32,) if num_classes == 1 else (np.float32, np.int8)
+    if shape != [1, num_classes] or output["dtype"] not in dtypes:
         raise ExportVerificationError(
             f"Output tensor {output['name']!r} is {np.dtype(output['dtype']).name} {shape}; "
-            f"expected float32 (or int8) [1, {num_classes}]."
+            f"expected {' or '.join(np.dtype(d).name for d in dtypes)} [1, {num_classes}]."
         )
     return {
         "inputs": [
@@ -200,6 +265,6 @@ def check_signature(model_content: bytes, sequence_length: int, num_classes: int
              "shape": [1, sequence_length]}
             for role in INPUT_NAMES
         ],
-        "output": {"name": OUTPUT_NAME, "tensor": output["name"],
+        "output": {"name": output_role, "tensor": output["name"],
                    "dtype": np.dtype(output["dtype"]).name, "shape": shape},
     }

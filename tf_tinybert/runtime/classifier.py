@@ -1,7 +1,13 @@
 """TextClassifier: an exported tf_tinybert model on ai-edge-litert, with no TensorFlow.
 
 The model's signature is the one MediaPipe's TextClassifier reads: int32 `input_word_ids`,
-`input_mask`, `input_type_ids` of shape [1, L] and a softmax `probability` [1, C].
+`input_mask`, `input_type_ids` of shape [1, L] and a softmax `probability` [1, C]. A
+regression export (STS-B) has a float32 `score` [1, 1] instead: `TextClassifier.classify`
+then returns one category named "score" holding the predicted value, and
+`TextClassifier.score` returns that float.
+
+Sentence pairs (MRPC, STS-B, RTE, QNLI, QQP, MNLI) are packed `[CLS] a [SEP] b [SEP]` with
+segment ids 0 then 1, exactly as `tf_tinybert.data` encodes them for training.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tf_tinybert.runtime import model_files
-from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME
+from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME, SCORE_NAME
 from tf_tinybert.runtime.wordpiece import WordpieceTokenizer
 
 
@@ -67,6 +73,10 @@ class TextClassifier:
         lowercase, strip_accents: tokenizer options; by default those recorded in export.json
             beside the model, else True and True (an uncased BERT vocabulary).
 
+    Attributes:
+        task_type: "classification" (a `probability` output) or "regression" (a `score`
+            output; `labels` is then ["score"]).
+
     Example:
     ```python
     from tf_tinybert.runtime import TextClassifier
@@ -75,6 +85,10 @@ class TextClassifier:
     result = classifier.classify("a gorgeous, witty film")
     print(result.label, result.score)
     results = classifier.classify(["a gorgeous, witty film", "a boring mess"])
+    # A sentence-pair model (MRPC) takes the second sentence as `text_pair`:
+    pair = classifier.classify("He left.", text_pair="He went away.")
+    # A regression export (STS-B) returns its score:
+    similarity = TextClassifier("stsb/model.tflite").score("A man sings.", "A man is singing.")
     ```
     """
 
@@ -106,8 +120,10 @@ class TextClassifier:
             raise model_files.ModelFileError(
                 f"LiteRT cannot load the TFLite model '{self.model_path}': {error}"
             ) from error
-        self._runner, self.sequence_length = self._find_signature()
-        self._output_quantization = self._runner.get_output_details()[OUTPUT_NAME]["quantization"]
+        self._runner, self.sequence_length, self._output_name = self._find_signature()
+        self.task_type = "regression" if self._output_name == SCORE_NAME else "classification"
+        output = self._runner.get_output_details()[self._output_name]
+        self._output_quantization = output["quantization"]
 
         tokens, vocab_source = model_files.load_vocabulary(self.model_path, model_bytes, vocab)
         options = model_files.tokenizer_options(model_files.read_export_info(self.model_path))
@@ -121,7 +137,16 @@ class TextClassifier:
             raise model_files.ModelFileError(f"Vocabulary {vocab_source}: {error}") from error
         self.vocab_source = vocab_source
 
-        num_classes = int(self._runner.get_output_details()[OUTPUT_NAME]["shape"][-1])
+        num_classes = int(output["shape"][-1])
+        if self.task_type == "regression":
+            if labels is not None or num_classes != 1:
+                raise model_files.ModelFileError(
+                    f"The model '{self.model_path}' is a regression model (a '{SCORE_NAME}' "
+                    f"output of {num_classes} value(s)); expected one value and no labels. "
+                    f"Received labels: {labels!r}."
+                )
+            self.labels = [SCORE_NAME]
+            return
         names = model_files.load_labels(self.model_path, model_bytes, labels)
         if names is None:
             names = [str(index) for index in range(num_classes)]
@@ -135,7 +160,8 @@ class TextClassifier:
     def _find_signature(self):
         signatures = self._interpreter.get_signature_list()
         for key, spec in signatures.items():
-            if set(INPUT_NAMES) <= set(spec["inputs"]) and OUTPUT_NAME in spec["outputs"]:
+            name = next((n for n in (OUTPUT_NAME, SCORE_NAME) if n in spec["outputs"]), None)
+            if set(INPUT_NAMES) <= set(spec["inputs"]) and name is not None:
                 runner = self._interpreter.get_signature_runner(key)
                 shapes = {
                     name: tuple(int(d) for d in details["shape"])
@@ -147,23 +173,41 @@ class TextClassifier:
                         f"Expected the inputs of '{self.model_path}' to share one [1, L] "
                         f"shape. Received: {shapes}."
                     )
-                return runner, lengths.pop()
+                return runner, lengths.pop(), name
         raise model_files.ModelFileError(
             f"The TFLite model '{self.model_path}' has no signature with inputs "
-            f"{list(INPUT_NAMES)} and output '{OUTPUT_NAME}'. Received signatures: "
+            f"{list(INPUT_NAMES)} and output '{OUTPUT_NAME}' (or '{SCORE_NAME}' for "
+            "regression). Received signatures: "
             f"{ {key: dict(spec) for key, spec in signatures.items()} }. Export it with "
             "tf_tinybert.export.export_classifier."
         )
 
     def probabilities(self, text: str, text_pair: str | None = None) -> np.ndarray:
-        """The model's float32 class probabilities [C] for one text (and optional pair)."""
+        """The model's float32 class probabilities [C] for one text (and optional pair);
+        for a regression model its one score [1]."""
         inputs = self.tokenizer.pack(text, text_pair, sequence_length=self.sequence_length)
         outputs = self._runner(**{name: value[None, :] for name, value in inputs.items()})
-        values = np.asarray(outputs[OUTPUT_NAME])[0]
+        values = np.asarray(outputs[self._output_name])[0]
         scale, zero_point = self._output_quantization
         if values.dtype != np.float32 and scale:
             values = (values.astype(np.float32) - zero_point) * scale
         return values.astype(np.float32)
+
+    def score(self, text: str, text_pair: str | None = None) -> float:
+        """The predicted value of a regression model (e.g. STS-B similarity, 0-5).
+
+        Example:
+        ```python
+        TextClassifier("stsb/model.tflite").score("A man sings.", "A man is singing.")
+        ```
+        """
+        if self.task_type != "regression":
+            raise ValueError(
+                f"`score` needs a regression model (a '{SCORE_NAME}' output); "
+                f"'{self.model_path}' is a classifier with labels {self.labels}. Use "
+                "`classify` instead."
+            )
+        return float(self.probabilities(text, text_pair)[0])
 
     def classify(
         self,
@@ -173,9 +217,12 @@ class TextClassifier:
     ) -> Classification | list[Classification]:
         """Classifies one text (returns a Classification) or a list (returns a list).
 
-        Texts longer than the model's sequence length are truncated as in training
-        (round-robin over the two texts of a pair); empty text is classified as
-        `[CLS] [SEP]`. `top_k` keeps only the best k categories.
+        A pair is packed `[CLS] text [SEP] text_pair [SEP]` (segment ids 0, then 1). Texts
+        longer than the model's sequence length are truncated as in training (round-robin
+        over the two texts of a pair, which keeps the same tokens as BERT's "shorten the
+        longer text first"); empty text is classified as `[CLS] [SEP]`. `top_k` keeps only
+        the best k categories. A regression model gives one category, "score", whose
+        `score` is the predicted value.
         """
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"Expected `top_k` to be a positive int or None. Received: {top_k!r}")
@@ -211,19 +258,32 @@ class TextClassifier:
 
 
 def predict_main(
-    model_path: str | os.PathLike, texts: Sequence[str], top_k: int | None = None
+    model_path: str | os.PathLike,
+    texts: Sequence[str],
+    top_k: int | None = None,
+    text_pairs: Sequence[str] | None = None,
 ) -> list[Classification]:
-    """What `tf-tinybert predict MODEL TEXT...` runs: classify each text with the model.
+    """What `tf-tinybert predict MODEL TEXT... [--pair TEXT2...]` runs: classify each text
+    (with its pair, for a sentence-pair model) with the model.
 
     Example:
     ```python
     results = predict_main("export/model.tflite", ["a gorgeous, witty film"], top_k=1)
     print(format_classifications(results))
+    predict_main("mrpc/model.tflite", ["He left."], text_pairs=["He went away."])
     ```
     """
     if isinstance(texts, str):
         texts = [texts]
-    return TextClassifier(model_path).classify(list(texts), top_k=top_k)
+    if isinstance(text_pairs, str):
+        text_pairs = [text_pairs]
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(
+            f"Expected one --pair text per text ({len(texts)}). Received {len(text_pairs)} "
+            "--pair texts."
+        )
+    return TextClassifier(model_path).classify(
+        list(texts), text_pair=None if text_pairs is None else list(text_pairs), top_k=top_k)
 
 
 def format_classifications(classifications: Sequence[Classification]) -> str:

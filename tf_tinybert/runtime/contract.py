@@ -12,7 +12,8 @@ them from here (this module imports nothing, so the TensorFlow-free runtime owns
   quantisation, verification).
 - `INPUT_NAMES`: the int32 [1, L] inputs MediaPipe's BERT TextClassifier looks up, in the
   order the serving function takes them (word ids, mask with 1 for real tokens, segment
-  ids); `OUTPUT_NAME`: the softmax probabilities [1, C].
+  ids); `OUTPUT_NAME`: the softmax probabilities [1, C]; `SCORE_NAME`: a regression
+  export's raw score [1, 1] instead.
 
 Example:
 ```python
@@ -32,3 +33,5 @@ INPUT_MASK = "input_mask"
 INPUT_TYPE_IDS = "input_type_ids"
 INPUT_NAMES = (INPUT_WORD_IDS, INPUT_MASK, INPUT_TYPE_IDS)
 OUTPUT_NAME = "probability"
+# A regression export's output (num_classes == 1): the head's raw value [1, 1], no softmax.
+SCORE_NAME = "score"
