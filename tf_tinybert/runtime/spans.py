@@ -1,0 +1,92 @@
+"""The best answer span over every window of a long context (extractive QA decoding).
+
+A span `(s, e)` of one window scores `start_logits[s] + end_logits[e]` (BERT's SQuAD
+decoding; logits, not probabilities, so that windows compare on one scale). Only context
+positions qualify (those with a character span; [CLS], question and [SEP] have -1), with
+`s <= e` and at most `max_answer_length` pieces. The best span of all windows wins, and its
+text is cut out of the context with the pieces' character spans. The reported `score` is the
+span's probability within its window: softmax of the start logits times softmax of the end
+logits, both over that window's context positions.
+
+Example:
+```python
+from tf_tinybert.runtime.spans import best_answer
+
+answer = best_answer(context, [(start_logits, end_logits, token_starts, token_ends)])
+answer.text, answer.start_char, answer.end_char, answer.score
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+MAX_ANSWER_LENGTH = 30
+
+
+class Answer(NamedTuple):
+    """An answer: `text == context[start_char:end_char]`; `score` in [0, 1]."""
+
+    text: str
+    start_char: int
+    end_char: int
+    score: float
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+def best_answer(
+    context: str,
+    windows: Sequence[tuple],
+    max_answer_length: int = MAX_ANSWER_LENGTH,
+) -> Answer:
+    """The best span over all windows; see the module docstring.
+
+    Args:
+        context: the original context string.
+        windows: `(start_logits, end_logits, token_starts, token_ends)` per window, each
+            `[L]`; `token_starts`/`token_ends` are the character spans in `context` (-1 off
+            the context).
+        max_answer_length: the longest answer, in word pieces.
+
+    Example:
+    >>> context = "Paris is in France"
+    >>> starts, ends = [-1, 0, 6, 9, 12, -1], [-1, 5, 8, 11, 18, -1]
+    >>> best_answer(context, [([0, 5.0, 0, 0, 1.0, 0], [0, 4.0, 0, 0, 2.0, 0], starts, ends)])[:3]
+    ('Paris', 0, 5)
+    """
+    if max_answer_length < 1:
+        raise ValueError(f"Expected `max_answer_length` >= 1. Received: {max_answer_length}")
+    best = None
+    for number, window in enumerate(windows):
+        start_logits, end_logits, token_starts, token_ends = (np.asarray(a) for a in window)
+        if not start_logits.shape == end_logits.shape == token_starts.shape == token_ends.shape:
+            raise ValueError(
+                f"Window {number}: expected start/end logits and token starts/ends of one shape "
+                f"[L]. Received: {start_logits.shape}, {end_logits.shape}, "
+                f"{token_starts.shape}, {token_ends.shape}")
+        context_positions = np.flatnonzero(token_starts >= 0)
+        if context_positions.size == 0:
+            continue
+        starts = start_logits[context_positions].astype(np.float64)
+        ends = end_logits[context_positions].astype(np.float64)
+        scores = starts[:, None] + ends[None, :]
+        # Positions are in order, so an index difference counts pieces between start and end.
+        gap = context_positions[None, :] - context_positions[:, None]
+        scores = np.where((gap >= 0) & (gap < max_answer_length), scores, -np.inf)
+        flat = int(np.argmax(scores))
+        s, e = divmod(flat, scores.shape[1])
+        if best is None or scores[s, e] > best[0]:
+            probability = _softmax(starts)[s] * _softmax(ends)[e]
+            best = (scores[s, e], int(token_starts[context_positions[s]]),
+                    int(token_ends[context_positions[e]]), float(probability))
+    if best is None:
+        raise ValueError("No window has a context position to answer from.")
+    _, start_char, end_char, probability = best
+    return Answer(context[start_char:end_char], start_char, end_char, probability)
