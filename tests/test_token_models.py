@@ -105,3 +105,26 @@ def test_span_losses_match_numpy_over_real_positions_only():
     hard = token_losses.span_hard_cross_entropy(student, positions, mask)
     assert float(soft) == pytest.approx(np.mean(soft_rows), rel=1e-5)
     assert float(hard) == pytest.approx(np.mean(hard_rows), rel=1e-5)
+
+
+def test_label_losses_equal_the_hard_losses_and_train_a_teacher():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(3, 5, 4)).astype("float32")
+    labels = np.array([[-100, 1, 2, -100, 0], [-100, 3, -100, -100, -100], [-100, 0, 0, 1, 1]])
+    keras_loss = token_losses.label_loss("token_classification")(labels, logits)
+    assert float(keras_loss) == pytest.approx(
+        float(token_losses.token_hard_cross_entropy(logits, labels)), rel=1e-5)
+    span_logits = rng.normal(size=(3, 5, 2)).astype("float32")
+    positions = np.array([[1, 2], [0, 0], [4, 4]])
+    per_row = token_losses.label_loss("question_answering")(positions, span_logits)
+    assert float(np.mean(per_row)) == pytest.approx(float(token_losses.span_hard_cross_entropy(
+        span_logits, positions, np.ones((3, 5)))), rel=1e-5)
+
+    model = token_models.token_model_for(tiny_backbone(), "question_answering", dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=token_losses.label_loss(model.task))
+    x = random_features(batch_size=8, seed=6)
+    y = np.stack([np.ones(8, int), x["padding_mask"].sum(axis=1) - 1], axis=1)
+    history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]

@@ -19,7 +19,10 @@ loss = token_soft_cross_entropy(student_logits, teacher_logits, features["paddin
 
 from __future__ import annotations
 
+import keras
 from keras import ops
+
+from tf_tinybert.choices import QUESTION_ANSWERING, TOKEN_CLASSIFICATION, TOKEN_TASK_TYPES
 
 IGNORE_INDEX = -100
 # A large negative logit for padded positions: the softmax over a row then ignores them.
@@ -112,3 +115,36 @@ def span_hard_cross_entropy(logits, positions, padding_mask, normalizer=None):
     per_row = -ops.sum(one_hot * log_probabilities, axis=(1, 2)) / 2.0
     count = _float32(ops.shape(logits)[0])
     return _divide(ops.sum(per_row), count, normalizer)
+
+
+def label_loss(task: str):
+    """The Keras loss that trains a per-token model on labels alone (`model.compile(loss=...)`):
+    fine-tuning a teacher, or the labels-only baseline student.
+
+    - "token_classification": sparse cross-entropy over tagged pieces (`y` [batch, seq],
+      `IGNORE_INDEX` elsewhere);
+    - "question_answering": mean of the start and end cross-entropies (`y` [batch, 2]).
+
+    Example:
+    ```python
+    tagger.compile(optimizer=keras.optimizers.AdamW(5e-5), loss=label_loss("token_classification"))
+    ```
+    """
+    if task == TOKEN_CLASSIFICATION:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_INDEX)
+    if task == QUESTION_ANSWERING:
+        return span_label_loss
+    raise ValueError(f"Expected `task` to be one of {TOKEN_TASK_TYPES}. Received: task={task!r}")
+
+
+def span_label_loss(y_true, y_pred):
+    """Per-row (CE(start) + CE(end)) / 2 of `y_pred` [batch, seq, 2] against `y_true` [batch, 2].
+
+    Example:
+    ```python
+    extractor.compile(optimizer="adamw", loss=span_label_loss)
+    ```
+    """
+    log_probabilities = ops.log_softmax(_float32(y_pred), axis=1)
+    one_hot = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(y_pred)[1], axis=1)
+    return -ops.sum(one_hot * log_probabilities, axis=(1, 2)) / 2.0

@@ -90,3 +90,41 @@ def best_answer(
         raise ValueError("No window has a context position to answer from.")
     _, start_char, end_char, probability = best
     return Answer(context[start_char:end_char], start_char, end_char, probability)
+
+
+def answers_by_example(
+    contexts: dict,
+    example_ids: Sequence[str],
+    start_logits,
+    end_logits,
+    token_starts,
+    token_ends,
+    max_answer_length: int = MAX_ANSWER_LENGTH,
+) -> dict:
+    """The best answer of each question, its windows gathered from a batch of rows.
+
+    Args:
+        contexts: question id -> its context string.
+        example_ids: `[N]` the question id of each window row.
+        start_logits, end_logits, token_starts, token_ends: `[N, L]` per window row.
+
+    Example:
+    ```python
+    answers = answers_by_example({"q1": context}, ["q1", "q1"], starts, ends, offsets_s, offsets_e)
+    answers["q1"].text
+    ```
+    """
+    rows: dict = {}
+    for row, example_id in enumerate(example_ids):
+        example_id = example_id.decode("utf-8") if isinstance(example_id, bytes) else example_id
+        rows.setdefault(example_id, []).append(row)
+    missing = sorted(set(rows) - set(contexts))
+    if missing:
+        raise ValueError(f"No context for question ids {missing[:3]} ({len(missing)} in all).")
+    arrays = [np.asarray(a) for a in (start_logits, end_logits, token_starts, token_ends)]
+    return {
+        example_id: best_answer(contexts[example_id],
+                                [tuple(a[row] for a in arrays) for row in indices],
+                                max_answer_length)
+        for example_id, indices in rows.items()
+    }
