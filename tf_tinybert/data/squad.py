@@ -5,7 +5,8 @@ and yields a `SquadExample` per question, or a `BadRowError` value naming the JS
 (`file:data[3].paragraphs[1].qas[0].answers[0]`) of a malformed one: an answer whose
 `answer_start` does not point at its text, an empty context or question, a missing key.
 
-`span_windows` packs `[CLS] question [SEP] context-window [SEP]`: a context longer than the
+`span_windows` (owned by `tf_tinybert.runtime.spans`, which answers over the same windows)
+packs `[CLS] question [SEP] context-window [SEP]`: a context longer than the
 sequence length is split into overlapping windows that start `stride` pieces apart, the
 last one reaching the end of the context. The answer's first and last piece become window
 positions where the window holds the whole answer, and 0 ([CLS], "no answer in this
@@ -29,11 +30,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from tf_tinybert.data.readers import BadRowError
 
-NO_ANSWER = 0  # the [CLS] position
+# The windowing is the runtime's too (it answers over the same windows): it owns it.
+from tf_tinybert.runtime.spans import NO_ANSWER, SpanWindow, span_windows
+
+__all__ = ["NO_ANSWER", "SpanWindow", "SquadExample", "question_windows", "read_squad",
+           "span_windows"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,20 +51,6 @@ class SquadExample:
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class SpanWindow:
-    """One model row. `token_starts`/`token_ends`: each position's character span in the
-    context, -1 on [CLS], question and [SEP]; `start_position`/`end_position`: the answer's
-    first and last position, both `NO_ANSWER` where this window does not hold all of it."""
-
-    token_ids: tuple[int, ...]
-    segment_ids: tuple[int, ...]
-    token_starts: tuple[int, ...]
-    token_ends: tuple[int, ...]
-    start_position: int
-    end_position: int
 
 
 def _get(container, key, kind, where):
@@ -139,72 +130,6 @@ def _example(qa, context, where):
                 f"{text!r}: the context there reads {context[start:start + len(text)]!r}")
         pairs.append((text, start))
     return SquadExample(where, question_id, question, context, tuple(pairs))
-
-
-def span_windows(
-    question_ids: Sequence[int],
-    context_pieces: Sequence[tuple[int, int, int]],
-    answer: tuple[int, int] | None,
-    sequence_length: int,
-    stride: int,
-    cls_id: int,
-    sep_id: int,
-) -> list[SpanWindow]:
-    """`[CLS] question [SEP] window [SEP]` rows over a context; see the module docstring.
-
-    Args:
-        question_ids: the question's piece ids.
-        context_pieces: `(id, start_char, end_char)` of each context piece.
-        answer: the answer's `[start_char, end_char)` in the context, or None (no labels).
-        sequence_length: the length of a row, special tokens included.
-        stride: how many pieces apart consecutive windows start; capped at the window
-            length, so that no piece is left out.
-
-    Example:
-    >>> pieces = [(10 + i, i, i + 1) for i in range(5)]
-    >>> [w.token_ids for w in span_windows([7], pieces, None, 7, 2, cls_id=2, sep_id=3)]
-    [(2, 7, 3, 10, 11, 12, 3), (2, 7, 3, 12, 13, 14, 3)]
-    """
-    context_length = sequence_length - len(question_ids) - 3
-    if context_length < 1:
-        raise ValueError(
-            f"the question has {len(question_ids)} word pieces; with [CLS] and two [SEP] it "
-            f"leaves no room for the context in a sequence length of {sequence_length}")
-    if stride < 1:
-        raise ValueError(f"Expected `stride` >= 1. Received: stride={stride}")
-    # A long question shortens the window: never step past it, or pieces would be skipped.
-    stride = min(stride, context_length)
-    if not context_pieces:
-        raise ValueError("the context has no word pieces")
-    first = last = None
-    if answer is not None:
-        inside = [i for i, (_, start, end) in enumerate(context_pieces)
-                  if start < answer[1] and end > answer[0]]
-        if not inside:
-            raise ValueError(f"the answer at characters {answer[0]}:{answer[1]} covers no word piece")
-        first, last = inside[0], inside[-1]
-    prefix = [cls_id, *question_ids, sep_id]
-    windows = []
-    begin = 0
-    while True:
-        end = min(begin + context_length, len(context_pieces))
-        chunk = context_pieces[begin:end]
-        start_position = end_position = NO_ANSWER
-        if first is not None and begin <= first and last < end:
-            start_position = len(prefix) + first - begin
-            end_position = len(prefix) + last - begin
-        none = [-1] * len(prefix)
-        windows.append(SpanWindow(
-            token_ids=(*prefix, *(piece for piece, _, _ in chunk), sep_id),
-            segment_ids=(0,) * len(prefix) + (1,) * (len(chunk) + 1),
-            token_starts=(*none, *(start for _, start, _ in chunk), -1),
-            token_ends=(*none, *(stop for _, _, stop in chunk), -1),
-            start_position=start_position,
-            end_position=end_position,
-        ))
-        if end == len(context_pieces):
-            return windows
-        begin += stride
 
 
 def question_windows(
