@@ -147,3 +147,23 @@ def test_exporting_a_sentence_classifier_is_refused():
                                       hidden_dim=8, intermediate_dim=16), 2, preprocessor=None)
     with pytest.raises(ValueError, match="export_classifier"):
         token_export.token_to_tflite(classifier)
+
+
+def test_cli_predict_prints_entities_and_answers(exports, capsys):
+    from tf_tinybert import cli
+
+    folder = exports[0]
+    text = "the witty actors and the gorgeous plot"
+    assert cli.main(["predict", str(folder / "ner" / "model.tflite"), text]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    classifier = TokenClassifier(folder / "ner" / "model.tflite")
+    expected = [f"  {e.type:<6} {e.start_char}:{e.end_char}  {e.score:.4f}  {e.text}"
+                for e in classifier.entities(text)]
+    assert printed == [text] + expected
+    context = "The film was witty and fun."
+    assert cli.main(["predict", str(folder / "qa" / "model.tflite"), "--question", "Was it fun?",
+                     "--context", context]) == 0
+    answer = QuestionAnswerer(folder / "qa" / "model.tflite").answer("Was it fun?", context)
+    assert capsys.readouterr().out.splitlines()[0] == answer.text
+    assert cli.main(["predict", str(folder / "qa" / "model.tflite"), "a text"]) != 0
+    assert "--question and --context" in capsys.readouterr().err

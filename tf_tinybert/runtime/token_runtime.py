@@ -202,3 +202,41 @@ class QuestionAnswerer(_TokenModel):
             ends = np.array(list(window.token_ends) + [-1] * padding)
             scored.append((outputs["start_logits"], outputs["end_logits"], starts, ends))
         return best_answer(context, scored, self.max_answer_length)
+
+
+def token_predict(model_path, texts: Sequence[str] = (), question: str | None = None,
+                  context: str | None = None) -> str | None:
+    """What `tf-tinybert predict` prints for a token-task export; None for other models.
+
+    A tagging export prints each text's entities (`TYPE  start:end  score  text`); a
+    question-answering export needs `question` and `context` and prints the answer.
+
+    Example:
+    ```python
+    print(token_predict("export/qa/model.tflite", question="Who?", context="Anna sang."))
+    ```
+    """
+    task = model_files.read_export_info(model_path).get(TASK_KEY)
+    if task not in OUTPUTS:
+        if question is not None or context is not None:
+            raise ValueError(
+                f"--question/--context need a question_answering export; '{model_path}' is not "
+                "one (its export.json names no token task).")
+        return None
+    if task == QuestionAnswerer.task:
+        if question is None or context is None or texts:
+            raise ValueError(
+                f"'{model_path}' answers questions: pass --question and --context (and no texts).")
+        answer = QuestionAnswerer(model_path).answer(question, context)
+        return (f"{answer.text}\n  {answer.start_char}:{answer.end_char}  "
+                f"score {answer.score:.4f}")
+    if question is not None or context is not None or not texts:
+        raise ValueError(f"'{model_path}' tags entities: pass texts (not --question/--context).")
+    classifier = TokenClassifier(model_path)
+    lines = []
+    for text in texts:
+        lines.append(text)
+        for entity in classifier.entities(text):
+            lines.append(f"  {entity.type:<6} {entity.start_char}:{entity.end_char}  "
+                         f"{entity.score:.4f}  {entity.text}")
+    return "\n".join(lines)
