@@ -167,3 +167,23 @@ def test_cli_predict_prints_entities_and_answers(exports, capsys):
     assert capsys.readouterr().out.splitlines()[0] == answer.text
     assert cli.main(["predict", str(folder / "qa" / "model.tflite"), "a text"]) != 0
     assert "--question and --context" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["token_classification", "question_answering"])
+def test_int8_export_is_quantised_and_follows_keras(task):
+    from tf_tinybert.export.ops import operator_names
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=TINY_VOCAB_SIZE, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=32)
+    model = token_models.token_model_for(backbone, task, num_classes=3)
+    rows = token_export.verification_rows(TINY_VOCAB_SIZE, 16, rows=16, seed=1)
+    with pytest.raises(ValueError, match="representative_data"):
+        token_export.token_to_tflite(model, "int8", 16)
+    content = token_export.token_to_tflite(model, "int8", 16, representative_data=[rows])
+    names = operator_names(content)
+    assert "QUANTIZE" in names and "DEQUANTIZE" in names
+    result = token_export.verify_token_export(model, content, rows)
+    assert result["max_abs_diff"] < 0.05
+    assert result.get("tag_agreement", result.get("span_agreement")) >= 0.9
