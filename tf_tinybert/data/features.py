@@ -174,7 +174,14 @@ def encode_token_example(
 
 def token_parse_spec(task: str, with_offsets: bool = False) -> dict:
     """The `tf.io.parse_example` spec for `encode_token_example` records of `task`
-    ("token_classification" or "question_answering")."""
+    ("token_classification" or "question_answering"); `with_offsets` adds the character
+    spans and the question id (answer spans only).
+
+    Example:
+    ```python
+    tf.io.parse_single_example(record, token_parse_spec("token_classification"))
+    ```
+    """
     spec = {
         TOKEN_IDS: tf.io.VarLenFeature(tf.int64),
         SEGMENT_IDS: tf.io.VarLenFeature(tf.int64),
