@@ -15,6 +15,10 @@ from tf_tinybert.choices import EXPORT_MODES
 # A task's label type; prepared data without labels is "unlabeled".
 TASK_TYPES = ("classification", "regression")
 DATA_TASKS = (*TASK_TYPES, "unlabeled")
+# Task shapes with an output per word piece: tags (NER) and answer spans (extractive QA).
+TOKEN_CLASSIFICATION = "token_classification"
+QUESTION_ANSWERING = "question_answering"
+TOKEN_TASK_TYPES = (TOKEN_CLASSIFICATION, QUESTION_ANSWERING)
 
 # Files a task config reads; `prepare` also reads plain text (one passage per line) and tfds.
 # Files with columns, and maybe a header line (GLUE's CoLA has none).

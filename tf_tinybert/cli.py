@@ -258,7 +258,14 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     from tf_tinybert.runtime import format_classifications, predict_main
+    from tf_tinybert.runtime.token_runtime import token_predict
 
+    report = token_predict(args.model, args.texts, args.question, args.context)
+    if report is not None:
+        print(report)
+        return 0
+    if not args.texts:
+        raise ValueError("predict: give at least one text to classify.")
     print(format_classifications(predict_main(args.model, args.texts, top_k=args.top_k,
                                               text_pairs=args.pair)))
     return 0
@@ -407,9 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "with --pair, in the same order: `predict MODEL 'He left.' --pair 'He "
                     "went away.'`. A regression export (STS-B) prints its score.")
     p.add_argument("model", help="model.tflite")
-    p.add_argument("texts", nargs="+", help="texts to classify (first sentences of pairs)")
+    p.add_argument("texts", nargs="*",
+                   help="texts to classify (first sentences of pairs), or to tag for an NER export")
     p.add_argument("--pair", "--text-pair", nargs="+", default=None, metavar="TEXT2",
                    help="second sentence of each pair, one per TEXT, in order")
+    p.add_argument("--question", help="question-answering exports: the question")
+    p.add_argument("--context", help="question-answering exports: the passage to answer from")
     p.add_argument("--top-k", type=int, default=None, help="labels to show per text")
     p.set_defaults(func=cmd_predict)
 

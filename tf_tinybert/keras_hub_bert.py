@@ -191,6 +191,21 @@ def _encoder_layer_parts(layer, pre_layer_norm: bool) -> EncoderLayerParts:
     )
 
 
+def _backbone_parts(backbone):
+    pre_layer_norm = normalize_first(backbone)
+    embeddings = EmbeddingParts(
+        token=backbone.token_embedding,
+        position=backbone.position_embedding,
+        segment=backbone.segment_embedding,
+        add=backbone.embeddings_add,
+        layer_norm=backbone.embeddings_layer_norm,
+        dropout=backbone.embeddings_dropout,
+    )
+    layers = tuple(_encoder_layer_parts(layer, pre_layer_norm)
+                   for layer in backbone.transformer_layers)
+    return embeddings, layers, pre_layer_norm
+
+
 def bert_parts(model, role: str = "model") -> BertParts:
     """Describe a keras-hub BERT classifier's pieces by role (see `BertParts`).
 
@@ -203,19 +218,11 @@ def bert_parts(model, role: str = "model") -> BertParts:
     ```
     """
     backbone = bert_backbone(model, role)
-    pre_layer_norm = normalize_first(backbone)
+    embeddings, layers, pre_layer_norm = _backbone_parts(backbone)
     return BertParts(
         backbone=backbone,
-        embeddings=EmbeddingParts(
-            token=backbone.token_embedding,
-            position=backbone.position_embedding,
-            segment=backbone.segment_embedding,
-            add=backbone.embeddings_add,
-            layer_norm=backbone.embeddings_layer_norm,
-            dropout=backbone.embeddings_dropout,
-        ),
-        layers=tuple(_encoder_layer_parts(layer, pre_layer_norm)
-                     for layer in backbone.transformer_layers),
+        embeddings=embeddings,
+        layers=layers,
         normalize_first=pre_layer_norm,
         cls_token_index=backbone.cls_token_index,
         pooler=backbone.pooled_dense,
@@ -318,15 +325,37 @@ def forward_with_intermediates(model, features: dict, training: bool = False,
     ```
     """
     parts = bert_parts(model)
-    x = embed(parts.embeddings, features, training)
+    outputs = backbone_with_intermediates(parts.backbone, features, training,
+                                          attention_mask_value)
+    x = outputs["sequence_output"]
+    pooled = parts.pooler(x[:, parts.cls_token_index, :])
+    pooled = parts.head_dropout(pooled, training=training)
+    logits = parts.head(pooled)
+    return {"logits": logits, "hidden_states": outputs["hidden_states"],
+            "attention_scores": outputs["attention_scores"]}
+
+
+def backbone_with_intermediates(backbone: keras_hub.models.BertBackbone, features: dict,
+                                training: bool = False,
+                                attention_mask_value: float | None = None) -> dict:
+    """Run a `BertBackbone` once: `"sequence_output"` [batch, seq, hidden] (the last
+    layer's output, what per-token heads read), `"hidden_states"` and `"attention_scores"` as
+    `forward_with_intermediates` returns them.
+
+    Example:
+    ```python
+    outputs = backbone_with_intermediates(tagger.backbone, features)
+    token_logits = tagger.output_dense(outputs["sequence_output"])
+    ```
+    """
+    embeddings, layers, _ = _backbone_parts(backbone)
+    x = embed(embeddings, features, training)
     hidden_states = [x]
     attention_scores = []
-    for layer in parts.layers:
+    for layer in layers:
         x, scores = encoder_layer_forward(layer, x, features[PADDING_MASK], training,
                                           attention_mask_value)
         hidden_states.append(x)
         attention_scores.append(scores)
-    pooled = parts.pooler(x[:, parts.cls_token_index, :])
-    pooled = parts.head_dropout(pooled, training=training)
-    logits = parts.head(pooled)
-    return {"logits": logits, "hidden_states": hidden_states, "attention_scores": attention_scores}
+    return {"sequence_output": x, "hidden_states": hidden_states,
+            "attention_scores": attention_scores}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_tinybert.choices import QUESTION_ANSWERING, TOKEN_CLASSIFICATION, TOKEN_TASK_TYPES
+
 TOKEN_IDS = "token_ids"
 SEGMENT_IDS = "segment_ids"
 PADDING_MASK = "padding_mask"
@@ -23,6 +25,18 @@ TEXT_PAIR = "text_pair"
 TEACHER_LOGITS = "teacher_logits"
 # What a model takes (keras-hub's BertBackbone inputs, padded by `load`).
 MODEL_INPUTS = (TOKEN_IDS, SEGMENT_IDS, PADDING_MASK)
+
+# Token-level tasks (`encode_token_example`). Tagging: one tag id per word piece, IGNORE_INDEX
+# on [CLS], [SEP] and every piece after a word's first. Answer spans: the answer's first and
+# last piece (both 0, [CLS], where the window does not hold it), each piece's [start, end)
+# character span in the context (-1 for question and special tokens), the question id.
+TAG_IDS = "tag_ids"
+IGNORE_INDEX = -100
+START_POSITION = "start_position"
+END_POSITION = "end_position"
+TOKEN_STARTS = "token_starts"
+TOKEN_ENDS = "token_ends"
+EXAMPLE_ID = "example_id"
 
 
 def _int64(values) -> tf.train.Feature:
@@ -120,3 +134,67 @@ def parsed_ids(parsed: dict) -> dict:
             for key in (TOKEN_IDS, SEGMENT_IDS)}
     rows[PADDING_MASK] = tf.ones_like(rows[TOKEN_IDS])
     return rows
+
+
+def encode_token_example(
+    token_ids,
+    segment_ids,
+    *,
+    tag_ids=None,
+    start_position: int | None = None,
+    end_position: int | None = None,
+    token_starts=None,
+    token_ends=None,
+    example_id: str | None = None,
+    text: str | None = None,
+    text_pair: str | None = None,
+) -> bytes:
+    """Serialises one window of a tagging or answer-span row (unpadded lists).
+
+    Example:
+    ```python
+    encode_token_example([2, 7, 3], [0, 0, 0], tag_ids=[IGNORE_INDEX, 1, IGNORE_INDEX])
+    ```
+    """
+    feature = {TOKEN_IDS: _int64(token_ids), SEGMENT_IDS: _int64(segment_ids)}
+    if tag_ids is not None:
+        feature[TAG_IDS] = _int64(tag_ids)
+    if start_position is not None:
+        feature[START_POSITION] = _int64([start_position])
+        feature[END_POSITION] = _int64([end_position])
+    if token_starts is not None:
+        feature[TOKEN_STARTS] = _int64(token_starts)
+        feature[TOKEN_ENDS] = _int64(token_ends)
+    for key, value in ((EXAMPLE_ID, example_id), (TEXT, text), (TEXT_PAIR, text_pair)):
+        if value is not None:
+            feature[key] = _bytes(value)
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString()
+
+
+def token_parse_spec(task: str, with_offsets: bool = False) -> dict:
+    """The `tf.io.parse_example` spec for `encode_token_example` records of `task`
+    ("token_classification" or "question_answering"); `with_offsets` adds the character
+    spans and the question id (answer spans only).
+
+    Example:
+    ```python
+    tf.io.parse_single_example(record, token_parse_spec("token_classification"))
+    ```
+    """
+    spec = {
+        TOKEN_IDS: tf.io.VarLenFeature(tf.int64),
+        SEGMENT_IDS: tf.io.VarLenFeature(tf.int64),
+    }
+    if task == TOKEN_CLASSIFICATION:
+        spec[TAG_IDS] = tf.io.VarLenFeature(tf.int64)
+    elif task == QUESTION_ANSWERING:
+        spec[START_POSITION] = tf.io.FixedLenFeature([], tf.int64)
+        spec[END_POSITION] = tf.io.FixedLenFeature([], tf.int64)
+        if with_offsets:
+            spec[TOKEN_STARTS] = tf.io.VarLenFeature(tf.int64)
+            spec[TOKEN_ENDS] = tf.io.VarLenFeature(tf.int64)
+            spec[EXAMPLE_ID] = tf.io.FixedLenFeature([], tf.string)
+    else:
+        raise ValueError(f"Expected `task` to be one of {TOKEN_TASK_TYPES}. Received: task={task!r}")
+    return spec

@@ -440,3 +440,23 @@ def _tfds_source(name, split, data_dir, text_column, text_pair_column, label_col
     }
     return Source(rows=rows, description=description, label_names=label_names,
                   task_hint=task_hint, size=size)
+
+
+def drop_bad_rows(items, skip_bad_rows: bool, skipped: list) -> Iterator:
+    """The items that are not `BadRowError`s. The first bad row is raised, unless
+    `skip_bad_rows`: then each is appended to `skipped` (for the caller to count and list).
+
+    Example:
+    ```python
+    skipped = []
+    sentences = list(drop_bad_rows(read_conll("train.txt"), True, skipped))
+    print(len(skipped), [str(error) for error in skipped[:5]])
+    ```
+    """
+    for item in items:
+        if isinstance(item, BadRowError):
+            if not skip_bad_rows:
+                raise item
+            skipped.append(item)
+        else:
+            yield item

@@ -144,6 +144,50 @@ def split_words(text: str, *, lowercase: bool = True, strip_accents: bool = Fals
     return [word for word in words if word]
 
 
+def split_words_with_offsets(
+    text: str, *, lowercase: bool = True, strip_accents: bool = False
+) -> list[tuple[str, int, int]]:
+    """`split_words`' words, each with the `[start, end)` character span it covers in `text`.
+
+    Accent stripping and case folding can change a word's length ("ﬁ" folds to "fi", "é"
+    loses its accent): each normalised character is traced back to the original character
+    it came from, so the span always indexes the original string.
+
+    Example:
+    >>> split_words_with_offsets("Héllo, wörld", strip_accents=True)
+    [('hello', 0, 5), (',', 5, 6), ('world', 7, 12)]
+    """
+    text = text.split("\x00", 1)[0]
+    words: list[tuple[str, int, int]] = []
+    current: list[tuple[str, int]] = []
+
+    def flush():
+        if current:
+            word = "".join(char for char, _ in current)
+            if lowercase:
+                word = casefold_nfkc(word)
+            if word:
+                words.append((word, current[0][1], current[-1][1] + 1))
+            current.clear()
+
+    for index, original in enumerate(text):
+        normalised = remove_accents(original) if strip_accents else original
+        if not normalised and current:
+            # A stripped accent belongs to the word it decorates: widen the word's span.
+            current.append(("", index))
+        for char in normalised:
+            if _is_separator(char):
+                flush()
+            elif _is_kept_delimiter(char):
+                flush()
+                current.append((char, index))
+                flush()
+            else:
+                current.append((char, index))
+    flush()
+    return words
+
+
 def read_vocabulary_text(text: str, source: str = "<vocabulary>") -> list[str]:
     """Parse a one-token-per-line vocabulary file's text as keras-hub reads it.
 
@@ -272,6 +316,61 @@ class WordpieceTokenizer:
             raise ValueError(f"Expected `text` to be a str. Received: {type(text).__name__}")
         words = split_words(text, lowercase=self.lowercase, strip_accents=self.strip_accents)
         return [piece for word in words for piece in self._wordpiece(word)]
+
+    def tokenize_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
+        """Word pieces of `text` (as `tokenize` returns them) with their character spans.
+
+        Each piece comes with `[start, end)` in the original `text`, so `text[start:end]`
+        is what the piece stands for, accents and case as the user wrote them. Pieces of a
+        word that normalisation changed in length (a ligature, "ß" folded to "ss") share
+        the word's span where a piece cannot be traced to its own characters; `[UNK]`
+        covers its whole word.
+
+        Example:
+        >>> tokenizer = WordpieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "cafe", "##s", "!"])
+        >>> tokenizer.tokenize_with_offsets("Cafés!")
+        [('cafe', 0, 4), ('##s', 4, 5), ('!', 5, 6)]
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"Expected `text` to be a str. Received: {type(text).__name__}")
+        pieces = []
+        words = split_words_with_offsets(
+            text, lowercase=False, strip_accents=self.strip_accents)
+        for raw_word, start, end in words:
+            word = casefold_nfkc(raw_word) if self.lowercase else raw_word
+            if not word:
+                continue
+            # Where each character of the folded word came from in the original text.
+            sources = self._character_sources(text, word, start, end)
+            position = 0
+            for piece in self._wordpiece(word):
+                if piece == self.oov_token:
+                    pieces.append((piece, start, end))
+                    break
+                length = len(piece) - (len(self.suffix_indicator) if position else 0)
+                if sources is None:
+                    pieces.append((piece, start, end))
+                else:
+                    first = sources[position][0] if position else start
+                    last = sources[position + length - 1][1] if position + length < len(word) else end
+                    pieces.append((piece, first, last))
+                position += length
+        return pieces
+
+    def _character_sources(self, text, word, start, end):
+        """For each character of the normalised `word`, its `[start, end)` in `text`; None
+        where normalisation mixed characters (the caller then uses the whole word)."""
+        sources = []
+        rebuilt = []
+        for index in range(start, end):
+            char = remove_accents(text[index]) if self.strip_accents else text[index]
+            if self.lowercase:
+                char = casefold_nfkc(char)
+            rebuilt.append(char)
+            sources.extend([(index, index + 1)] * len(char))
+        if "".join(rebuilt) != word:
+            return None
+        return sources
 
     def encode(self, text: str) -> list[int]:
         """The token ids of `text`, without [CLS]/[SEP]."""
