@@ -242,8 +242,16 @@ def _decode(raw: bytes, where: str) -> str | BadRowError:
         return BadRowError(where, f"invalid UTF-8 at byte {error.start} of the line")
 
 
-def _decoded_lines(path: str) -> Iterator[tuple[str, str | BadRowError]]:
-    """Each line as ("file:line", its text), or a BadRowError where it is not UTF-8."""
+def decoded_lines(path: str) -> Iterator[tuple[str, str | BadRowError]]:
+    """Each line as ("file:line", its text), or a BadRowError where it is not UTF-8.
+
+    Shared by every line-based reader (tables, plain text, CoNLL columns).
+
+    Example:
+    ```python
+    for where, line in decoded_lines("train.txt"): ...
+    ```
+    """
     with open(path, "rb") as file:
         for number, raw in enumerate(file, start=1):
             where = f"{path}:{number}"
@@ -299,7 +307,7 @@ def _tsv_rows(path, names, header, text_column, text_pair_column, label_column):
     # GLUE TSVs are unquoted: a field is everything between tabs, quote characters included
     # (GLUE's own scripts read them with quoting off).
     expected = "as in the header" if header else "as in column_names"
-    lines = _decoded_lines(path)
+    lines = decoded_lines(path)
     if header:
         next(lines, None)
     for where, line in lines:
@@ -351,7 +359,7 @@ def _csv_rows(path, names, header, text_column, text_pair_column, label_column):
 
 
 def _jsonl_rows(path, text_column, text_pair_column, label_column):
-    for where, line in _decoded_lines(path):
+    for where, line in decoded_lines(path):
         if isinstance(line, BadRowError):
             yield line
             continue
@@ -374,7 +382,7 @@ def _jsonl_rows(path, text_column, text_pair_column, label_column):
 
 def _text_rows(path):
     # A corpus for general distillation: one passage per line; blank lines separate documents.
-    for where, line in _decoded_lines(path):
+    for where, line in decoded_lines(path):
         if isinstance(line, BadRowError):
             yield line
         elif line.strip():

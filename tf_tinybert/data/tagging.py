@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterator, Sequence
 
 from tf_tinybert.data.features import IGNORE_INDEX
-from tf_tinybert.data.readers import BadRowError, _decoded_lines
+from tf_tinybert.data.readers import BadRowError, decoded_lines
 from tf_tinybert.runtime.tags import split_tag
 
 DOCSTART = "-DOCSTART-"
@@ -90,7 +90,7 @@ def read_conll(
     tags: list[str] = []
     start = None
     bad: BadRowError | None = None
-    for where, line in _decoded_lines(path):
+    for where, line in decoded_lines(path):
         if isinstance(line, BadRowError):
             bad = bad or line
             start = start or where
@@ -140,7 +140,7 @@ def read_tagged_jsonl(
     sentences = list(read_tagged_jsonl("train.jsonl", label_names=["O", "B-LOC", "I-LOC"]))
     ```
     """
-    for where, line in _decoded_lines(path):
+    for where, line in decoded_lines(path):
         if isinstance(line, BadRowError):
             yield line
             continue

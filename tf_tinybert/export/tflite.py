@@ -171,8 +171,8 @@ def to_tflite(
                 converter.inference_output_type = tf.int8
             if float_ops:
                 converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-                quantize = _quantizer_keeping(float_ops, int8_io)
-        model_content = _convert(converter, quantize)
+                quantize = quantizer_keeping(float_ops, int8_io)
+        model_content = convert_with(converter, quantize)
     check_builtin_ops(model_content)
     return model_content
 
@@ -194,7 +194,7 @@ def check_float_ops(float_ops) -> tuple[str, ...]:
     return tuple(float_ops)
 
 
-def _quantizer_keeping(float_ops: Sequence[str], int8_io: bool):
+def quantizer_keeping(float_ops: Sequence[str], int8_io: bool):
     """A function converter -> int8 TFLite bytes with `float_ops` left in float32.
 
     This is TFLite's selective quantisation: the QuantizationDebugger calibrates the
@@ -217,7 +217,17 @@ def _quantizer_keeping(float_ops: Sequence[str], int8_io: bool):
     return quantize
 
 
-def _convert(converter, quantize=None) -> bytes:
+def convert_with(converter, quantize=None) -> bytes:
+    """TFLite bytes from a configured converter, through `quantize(converter)` when given.
+
+    Shared by every export shape (sentence classifiers here, token and span models in
+    `export.token_export`).
+
+    Example:
+    ```python
+    model_content = convert_with(converter, quantizer_keeping(INT8_FLOAT_OPS, False))
+    ```
+    """
     # Builtin ops only: an op without a TFLite kernel fails here (ConverterError, not
     # exported under tf.lite) rather than silently pulling in the Flex delegate.
     try:

@@ -39,10 +39,10 @@ from tf_tinybert.export.serving import INPUT_FEATURES
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
-    _convert,
-    _quantizer_keeping,
     check_float_ops,
     check_sequence_length,
+    convert_with,
+    quantizer_keeping,
 )
 from tf_tinybert.keras_hub_bert import backbone_with_intermediates
 from tf_tinybert.runtime.contract import (
@@ -163,8 +163,8 @@ def token_to_tflite(
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if float_ops:
                 converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-                quantize = _quantizer_keeping(float_ops, False)
-        model_content = _convert(converter, quantize)
+                quantize = quantizer_keeping(float_ops, False)
+        model_content = convert_with(converter, quantize)
     check_builtin_ops(model_content)
     return model_content
 
