@@ -52,7 +52,8 @@ class TokenTagger {
     const tagger = new TokenTagger();
     tagger.tokenizer = new WordpieceTokenizer(lines(await fetchText("vocab.txt")),
                                               info.tokenizer);
-    tagger.labels = lines(await fetchText("labels.txt"));
+    // Label names: stripped, blank lines skipped (model_files.load_labels).
+    tagger.labels = lines(await fetchText("labels.txt")).map((l) => l.trim()).filter(Boolean);
     await loadLiteRt(wasmUrl);
     tagger.model = await loadAndCompile(modelUrl.href, { accelerator: "wasm" });
     tagger.runner = Object.values(tagger.model.signatures).find((runner) => {
