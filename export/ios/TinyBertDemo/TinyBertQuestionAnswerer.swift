@@ -60,8 +60,8 @@ final class TinyBertQuestionAnswerer: TokenModel {
                             outputs: [TokenContract.startLogits, TokenContract.endLogits])
       // Context positions are prefix.count ..< prefix.count + window.count.
       let positions = prefix.count..<(prefix.count + window.count)
-      let startLogits = outputs[TokenContract.startLogits]![positions].map(Double.init)
-      let endLogits = outputs[TokenContract.endLogits]![positions].map(Double.init)
+      let startLogits = outputs[TokenContract.startLogits]![positions].map { Double($0) }
+      let endLogits = outputs[TokenContract.endLogits]![positions].map { Double($0) }
       var (s, e, logit) = (-1, -1, -Double.infinity)
       for i in 0..<window.count {
         for j in i..<min(window.count, i + maxAnswerLength) where startLogits[i] + endLogits[j] > logit {

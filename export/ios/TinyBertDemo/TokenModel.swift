@@ -43,8 +43,9 @@ class TokenModel {
       stripAccents: options["strip_accents"] as? Bool ?? true)
     var interpreterOptions = Interpreter.Options()
     interpreterOptions.threadCount = threads
-    interpreter = try Interpreter(modelPath: try Self.url(folder, "model", "tflite").path,
-                                  options: interpreterOptions)
+    let interpreter = try Interpreter(modelPath: try Self.url(folder, "model", "tflite").path,
+                                      options: interpreterOptions)
+    self.interpreter = interpreter
     var found: SignatureRunner?
     for key in interpreter.signatureKeys {
       let candidate = try interpreter.signatureRunner(with: key)
