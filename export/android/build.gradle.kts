@@ -17,8 +17,8 @@ android {
         versionName = "1.0"
     }
 
-    // tf_tinybert: MediaPipe memory-maps model.tflite out of the APK, so it must be stored
-    // uncompressed (src/main/assets/model.tflite).
+    // tf_tinybert: MediaPipe and TokenModel memory-map .tflite files out of the APK, so they
+    // must be stored uncompressed (src/main/assets/model.tflite, assets/ner/, assets/qa/).
     androidResources {
         noCompress += "tflite"
     }
@@ -36,4 +36,7 @@ dependencies {
     // tf_tinybert: MediaPipe Tasks text (TextClassifier, BERT tokenizer from the model's
     // metadata). Pin the release you tested; see export/README.md.
     implementation("com.google.mediapipe:tasks-text:0.10.21")
+    // tf_tinybert: the LiteRT Interpreter (package org.tensorflow.lite) for the NER and QA
+    // exports (TinyBertTagger, TinyBertQuestionAnswerer), which MediaPipe Tasks has no task for.
+    implementation("com.google.ai.edge.litert:litert:1.4.1")
 }

@@ -10,6 +10,8 @@ struct Label: Identifiable {
 
 enum TinyBertError: Error {
   case modelNotInBundle(String)
+  /// An export folder that is not what the sample expects (wrong task, missing token, ...).
+  case badExport(String)
 }
 
 /// Runs a tf_tinybert export (`model.tflite` in the app bundle) with MediaPipe Tasks.
