@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import re
 import shlex
 import statistics
@@ -43,6 +42,9 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from cpu_flags import cpu_info  # noqa: E402
+
 import tf_tinybert as tt  # noqa: E402
 from tf_tinybert import losses  # noqa: E402
 from tf_tinybert.atomic import write_text  # noqa: E402
@@ -54,38 +56,11 @@ SHARED = ROOT.parent / "shared"
 REFERENCE_SCRIPT = SHARED / "bench" / "reference_tinybert.py"
 SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
 VOCAB = 30522
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
-             "amx_tile", "amx_int8", "amx_bf16")
-ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
-                     "TF_ENABLE_ONEDNN_OPTS", "XNNPACK_FORCE_ARCH")
 FIT_VARIANTS = {
     # name: (description, Distiller.compile keyword arguments)
     "spe4": ("Distiller.fit steps_per_execution=4", {"steps_per_execution": 4}),
     "xla": ("Distiller.fit jit_compile=True", {"jit_compile": True}),
 }
-
-
-def cpu_info() -> dict:
-    """The CPU model, its ISA flags of interest, core count and ISA caps in the environment."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model in ("unknown", platform.processor()):
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    caps = {name: os.environ[name] for name in ISA_CAP_VARIABLES if name in os.environ}
-    return {
-        "model": model,
-        "flags": [flag for flag in ISA_FLAGS if flag in flags],
-        "missing_flags": [flag for flag in ISA_FLAGS if flag not in flags],
-        "cores": os.cpu_count(),
-        "isa_caps": caps,
-    }
 
 
 def make_models():

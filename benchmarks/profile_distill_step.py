@@ -70,7 +70,7 @@ def op_times(xplane_path, steps):
                 name = plane.event_metadata[event.metadata_id].name
                 op_name, _, op_type = name.rpartition(":")
                 # Executor op events are named "scope/op_name:OpType"; skip containers.
-                if not op_name or not op_type or " " in op_type or op_name in CONTAINERS:
+                if not op_name or not op_type or " " in op_type or op_name.rstrip(":") in CONTAINERS:
                     continue
                 times[(op_name, op_type)] += event.duration_ps / 1e9 / steps
     return times
