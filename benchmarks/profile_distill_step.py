@@ -38,7 +38,7 @@ CONTAINERS = ("ExecutorState", "KernelAndDeviceFunc")
 ROLES = (
     ("collectives (all-reduce)", lambda n, t: "Collective" in t or "AllReduce" in t or "NcclAll" in t),
     ("optimizer (AdamW)", lambda n, t: "/adam_w/" in n or n.startswith("adam_w/")),
-    ("metrics trackers", lambda n, t: any(f"/{key}" in n for key in (
+    ("metrics trackers", lambda n, t: t in ("DivNoNan", "ArgMax", "Equal") or any(f"/{key}" in n for key in (
         "embedding_loss", "hidden_loss", "attention_loss", "prediction_loss", "hard_loss",
         "loss/", "accuracy", "mean/", "compile_metrics"))),
     ("dense matmuls", lambda n, t: "MatMul" in t and any(layer in n for layer in DENSE_LAYERS)),
