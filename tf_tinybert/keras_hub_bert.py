@@ -249,11 +249,15 @@ def embed(parts: EmbeddingParts, features: dict, training: bool = False):
 
 def _masked_attention(scores, keep, attention_mask_value):
     if attention_mask_value is None:
-        # What Keras' masked Softmax does: -1e9 (-3e4 in float16) at padded keys, then
-        # zero them, so that a row without any real key attends to nothing.
+        # The probabilities of Keras' masked Softmax: -1e9 (-3e4 in float16) at padded keys,
+        # then zeros there, so that a row without any real key attends to nothing. Added
+        # and multiplied as [B, 1, 1, key] terms rather than selected with `where` over the
+        # whole [B, heads, query, key] tensor: exp(score - 1e9) is 0 in float32 all the same,
+        # and the backward pass skips two full-size selects and their zero tensors.
         fill = -3e4 if keras.backend.standardize_dtype(scores.dtype) == "float16" else -1e9
-        probabilities = ops.softmax(ops.where(keep, scores, ops.cast(fill, scores.dtype)), -1)
-        return ops.where(keep, probabilities, ops.zeros_like(probabilities))
+        keep = ops.cast(keep, scores.dtype)
+        bias = (1.0 - keep) * ops.cast(fill, scores.dtype)
+        return ops.softmax(scores + bias, axis=-1) * keep
     clipped = ops.where(keep, scores, ops.cast(attention_mask_value, scores.dtype))
     return ops.softmax(clipped, axis=-1)
 
