@@ -250,7 +250,7 @@ def cmd_export(args) -> int:
         sequence_length=args.sequence_length, representative_data=args.representative_data,
         labels=_split_list(args.labels), overwrite=args.overwrite,
         min_agreement=args.min_agreement, eval_data=args.eval_data, int8_io=args.int8_io,
-        integer_only=args.integer_only,
+        integer_only=args.integer_only, dynamic_length=args.dynamic_length,
     )
     print(json.dumps(report.to_dict(), indent=2))
     return 0
@@ -393,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", required=True, help="tokenizer preset or folder")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--quantization", choices=EXPORT_MODES, default="fp32")
-    p.add_argument("--sequence-length", type=int, default=128)
+    p.add_argument("--sequence-length", type=int, default=128,
+                   help="fixed input length; with --dynamic-length the maximum")
+    p.add_argument("--dynamic-length", action="store_true",
+                   help="[1, -1] inputs: each text runs at its own length (faster on short "
+                   "texts), truncated at --sequence-length")
     p.add_argument("--representative-data", default=None,
                    help="prepared folder to calibrate int8 with")
     p.add_argument("--eval-data", default=None, help="prepared labeled folder for the checks")

@@ -1,7 +1,8 @@
 """Representative examples for full-integer calibration, in the serving signature's layout.
 
 The converter wants one example at a time, keyed by the signature's input names and
-shaped [1, L] exactly. Users hand us a prepared TFRecord folder (tf_tinybert.data) or
+shaped [1, L] exactly (for a dynamic-length export [1, n] with n each row's own
+length: the calibrated ranges then come from the lengths the model will serve). Users hand us a prepared TFRecord folder (tf_tinybert.data) or
 any iterable of feature dicts ("token_ids", "segment_ids", "padding_mask"; [L] or
 [B, L]; optionally paired with labels as `(features, labels)`), padded to any length.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from tf_tinybert.data.features import PADDING_MASK
 from tf_tinybert.export.serving import INPUT_FEATURES
 
 
@@ -51,16 +53,20 @@ def iterate_features(source) -> Iterator[dict]:
 
 
 def calibration_examples(
-    source, sequence_length: int, max_examples: int = 200
+    source, sequence_length: int, max_examples: int = 200, pad: bool = True
 ) -> list[dict[str, np.ndarray]]:
     """Up to `max_examples` rows as {input_word_ids, input_mask, input_type_ids}: int32 [1, L].
 
     Rows longer than `sequence_length` are truncated, shorter ones padded with zeros.
+    With `pad=False` (a dynamic-length export) each row keeps its own length instead: its
+    real tokens (up to the last 1 of its padding mask), at most `sequence_length`.
     Raises ValueError when a key is missing or no row is found.
 
     Example:
     ```python
     calibration_examples([features], sequence_length=128, max_examples=100)[0]["input_mask"]
+    calibration_examples([features], sequence_length=128, pad=False)[0]["input_mask"].shape
+    # (1, n): that row's own length
     ```
     """
     examples = []
@@ -74,9 +80,11 @@ def calibration_examples(
             )
         arrays = [np.asarray(features[key]) for key in INPUT_FEATURES.values()]
         arrays = [a[None, :] if a.ndim == 1 else a for a in arrays]
+        mask = arrays[list(INPUT_FEATURES.values()).index(PADDING_MASK)]
         for row in range(arrays[0].shape[0]):
+            length = sequence_length if pad else min(real_length(mask[row]), sequence_length)
             examples.append({
-                name: fit_length(array[row], sequence_length)[None, :]
+                name: fit_length(array[row], length)[None, :]
                 for name, array in zip(INPUT_FEATURES, arrays)
             })
             if len(examples) >= max_examples:
@@ -84,6 +92,17 @@ def calibration_examples(
     if not examples:
         raise ValueError("Representative data yielded no examples; expected at least one.")
     return examples
+
+
+def real_length(padding_mask: np.ndarray) -> int:
+    """How many leading positions of a 1-D padding mask hold real tokens (at least 1).
+
+    Example:
+    >>> real_length(np.array([1, 1, 1, 0, 0]))
+    3
+    """
+    positions = np.flatnonzero(np.asarray(padding_mask))
+    return int(positions[-1]) + 1 if positions.size else 1
 
 
 def fit_length(row: np.ndarray, sequence_length: int) -> np.ndarray:

@@ -42,6 +42,11 @@ from tf_tinybert.export.verify import Verification, check, check_signature, comp
 from tf_tinybert.runtime.contract import EXPORT_INFO_FILE, LABELS_FILE, MODEL_FILE, VOCAB_FILE
 
 FP32_MAX_ABS_DIFF = 1e-4
+# MediaPipe Tasks (mediapipe 1.2.2's Python TextClassifier) runs a dynamic-length model but
+# truncates every text at 128 tokens whatever the model's maximum: a model whose position
+# embedding is shorter fails there ("Invalid begin and size" in SLICE), and one exported
+# with another maximum disagrees with our runtime on longer texts. Measured on tiny models.
+MEDIAPIPE_DYNAMIC_LENGTH = 128
 
 
 class OutputExistsError(FileExistsError, ValueError):
@@ -85,6 +90,7 @@ def export_classifier(
     max_calibration_examples: int = 200,
     num_threads: int | None = None,
     metrics: Sequence[str] | None = None,
+    dynamic_length: bool = False,
 ) -> ExportReport:
     """Exports a BertTextClassifier to a verified, MediaPipe-ready TFLite folder.
 
@@ -96,7 +102,8 @@ def export_classifier(
             must have as many entries as the model's embedding table.
         output_dir: the folder to create.
         quantization: one of tf_tinybert.choices.EXPORT_MODES ("fp32", "fp16", "dynamic", "int8").
-        sequence_length: the fixed input length L (<= the model's max_sequence_length).
+        sequence_length: the fixed input length L (<= the model's max_sequence_length);
+            with `dynamic_length`, the longest input (texts are truncated there).
         representative_data: "int8" only: a prepared TFRecord folder or an iterable of
             feature dicts to calibrate activation ranges on.
         labels: class names (a list or "negative,positive"); default: the label names
@@ -118,6 +125,16 @@ def export_classifier(
         metrics: task metrics (`tf_tinybert.metrics`) of the export and of Keras to
             record where `eval_data` has labels; default accuracy, or Pearson and
             Spearman for a regression model.
+        dynamic_length: inputs of shape_signature [1, -1]: the runtime runs each text at
+            its own length (1 to `sequence_length`, nothing padded), which on short texts
+            is several times faster than a fixed [1, L]. Verified against Keras on the
+            held-out rows at their own lengths, and resized to lengths 1, 2 and
+            `sequence_length` before anything is written; "int8" calibrates on rows at
+            their own lengths. export.json records `"dynamic_length": true` and
+            `sequence_length` as the maximum the runtime truncates to. MediaPipe's
+            TextClassifier runs such a model but truncates at 128 tokens
+            (MEDIAPIPE_DYNAMIC_LENGTH): export.json's `metadata.mediapipe_text_classifier`
+            is true for a dynamic export only at `sequence_length=128`.
 
     Returns:
         An ExportReport; export.json holds the same information.
@@ -127,6 +144,7 @@ def export_classifier(
     report = export_classifier(student, tokenizer, "out/sst2_fp32", quantization="fp32",
                                labels=["negative", "positive"])
     report.verification.max_abs_diff
+    export_classifier(student, tokenizer, "out/sst2_any_length", dynamic_length=True)
     ```
     """
     output_dir = os.path.abspath(os.fspath(output_dir))
@@ -174,9 +192,10 @@ def export_classifier(
         int8_io=int8_io,
         max_calibration_examples=max_calibration_examples,
         float_ops=float_ops,
+        dynamic_length=dynamic_length,
     )
     model_content = add_metadata(model_content, vocabulary, None if regression else labels)
-    signature = check_signature(model_content, sequence_length, num_classes)
+    signature = check_signature(model_content, sequence_length, num_classes, dynamic_length)
     features, eval_labels, source = _held_out(
         eval_data, tokenizer, sequence_length, max_eval_examples
     )
@@ -192,6 +211,7 @@ def export_classifier(
         "int8_io": bool(int8_io),
         "float_ops": (list(float_ops) if quantization == "int8" else None),
         "sequence_length": sequence_length,
+        "dynamic_length": dynamic_length,
         "num_classes": num_classes,
         "labels": list(labels),
         "signature": signature,
@@ -217,7 +237,8 @@ def export_classifier(
         "verified_with": _versions(),
         "metadata": {"min_parser_version": MIN_PARSER_VERSION,
                      "associated_files": [VOCAB_FILE] if regression else [VOCAB_FILE, LABELS_FILE],
-                     "mediapipe_text_classifier": not regression},
+                     "mediapipe_text_classifier": not regression and (
+                         not dynamic_length or sequence_length == MEDIAPIPE_DYNAMIC_LENGTH)},
     }
     files = {
         MODEL_FILE: model_content,

@@ -1,7 +1,8 @@
 """The serving graph: a SavedModel with the signature MediaPipe's TextClassifier expects.
 
 MediaPipe Tasks and Model Maker name a BERT classifier's inputs `input_word_ids`,
-`input_mask` and `input_type_ids` (int32, [1, L]) and read softmax probabilities from its
+`input_mask` and `input_type_ids` (int32, [1, L], or [1, -1] for a dynamic-length export
+that runs each text at its own length) and read softmax probabilities from its
 output, which we name `probability`. A regression head (`num_classes == 1`, STS-B) serves
 its raw float32 `score` [1, 1] instead (no softmax). `save_serving_model` wraps a keras-hub
 `BertTextClassifier` in that signature; `classifier_probabilities` is the forward pass
@@ -175,18 +176,22 @@ def _clipped_mask_forward(model, token_ids, padding_mask, segment_ids, mask_valu
 
 
 def save_serving_model(
-    model, path: str, sequence_length: int, attention_mask_value: float | None = None,
+    model, path: str, sequence_length: int | None, attention_mask_value: float | None = None,
     outlier_channels: Sequence[int] | None = None,
 ) -> None:
     """Writes a SavedModel whose `serving_default` signature MediaPipe's TextClassifier takes.
 
     Inputs: int32 `input_word_ids`, `input_mask`, `input_type_ids` of shape
     [1, sequence_length]; output: float32 `probability` [1, num_classes] (softmax), or
-    float32 `score` [1, 1] for a regression head.
+    float32 `score` [1, 1] for a regression head. `sequence_length=None` leaves the length
+    open ([1, None], which the TFLite converter turns into shape_signature [1, -1]): the
+    caller then runs each text at its own length, at most the model's
+    max_sequence_length (the size of its position embedding; the caller truncates).
 
     Example:
     ```python
     save_serving_model(model, "/tmp/serving", sequence_length=128)
+    save_serving_model(model, "/tmp/serving_dynamic", sequence_length=None)
     ```
     """
     check_classifier(model)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tinybert.choices import EXPORT_MODES
-from tf_tinybert.export.calibration import calibration_examples
+from tf_tinybert.export.calibration import calibration_examples, fit_length
 from tf_tinybert.export.ops import (
     UnsupportedOpsError,
     builtin_operator_names,
@@ -24,6 +24,7 @@ from tf_tinybert.export.ops import (
 )
 from tf_tinybert.export.outliers import find_outlier_channels
 from tf_tinybert.export.serving import INPUT_FEATURES, check_classifier, save_serving_model
+from tf_tinybert.runtime.contract import INPUT_WORD_IDS
 
 # Pre-softmax value for padded attention keys in the int8 graph (see
 # serving.classifier_probabilities): exp(-30) ~ 1e-13 of a real key's weight, and a
@@ -82,6 +83,7 @@ def to_tflite(
     max_calibration_examples: int = 200,
     outlier_channels: int = INT8_OUTLIER_CHANNELS,
     float_ops: Sequence[str] = INT8_FLOAT_OPS,
+    dynamic_length: bool = False,
 ) -> bytes:
     """Converts a keras-hub BertTextClassifier to a TFLite flatbuffer (without metadata).
 
@@ -92,7 +94,8 @@ def to_tflite(
             post-training quantisation, calibrated on `representative_data`: int8
             weights and int8 activations, except the operators in `float_ops`).
         sequence_length: L of the [1, L] int32 inputs, at most the model's
-            max_sequence_length.
+            max_sequence_length; with `dynamic_length` the longest input the caller may
+            pass (it truncates there).
         representative_data: for "int8" only: a prepared TFRecord folder or an iterable
             of feature dicts (see calibration.py).
         int8_io: for "int8" only: the `probability` output becomes int8 (scale 1/256,
@@ -108,6 +111,10 @@ def to_tflite(
         float_ops: for "int8" only: TFLite builtin operator names kept in float32
             (INT8_FLOAT_OPS: attention and LayerNorm statistics, which have no fast
             int8 kernel); () quantises every operator (integer-only).
+        dynamic_length: inputs of shape_signature [1, -1] instead of [1, L]: the caller
+            resizes them (`Interpreter.resize_tensor_input` + `allocate_tensors`) to each
+            text's own length, 1 to `sequence_length`, and pads nothing. "int8" then
+            calibrates on the representative rows at their own lengths.
 
     Returns:
         The .tflite bytes; builtin ops only (UnsupportedOpsError otherwise).
@@ -115,8 +122,11 @@ def to_tflite(
     Example:
     ```python
     tflite_bytes = to_tflite(student, "dynamic", sequence_length=128)
+    any_length = to_tflite(student, "fp32", sequence_length=128, dynamic_length=True)
     ```
     """
+    if not isinstance(dynamic_length, bool):
+        raise ValueError(f"Expected `dynamic_length` to be a bool. Received: {dynamic_length!r}.")
     sequence_length = check_export_arguments(model, quantization, sequence_length)
     if quantization == "int8" and representative_data is None:
         raise ValueError(
@@ -144,17 +154,21 @@ def to_tflite(
     examples = channels = None
     if quantization == "int8":
         examples = calibration_examples(
-            representative_data, sequence_length, max_calibration_examples
+            representative_data, sequence_length, max_calibration_examples,
+            pad=not dynamic_length,
         )
         # At most an eighth of the channels: the split pays off for a few outliers only.
         count = min(outlier_channels, model.backbone.hidden_dim // 8)
         if count > 0 and attention_mask_value is not None:
-            batch = {key: np.concatenate([e[name] for e in examples])
+            width = max(e[INPUT_WORD_IDS].shape[1] for e in examples)
+            batch = {key: np.concatenate([fit_length(e[name][0], width)[None, :]
+                                          for e in examples])
                      for name, key in INPUT_FEATURES.items()}
             channels = find_outlier_channels(model, batch, count)
     with tempfile.TemporaryDirectory(prefix="tf_tinybert_savedmodel_") as saved_model_dir:
-        save_serving_model(model, saved_model_dir, sequence_length, attention_mask_value,
-                           channels)
+        save_serving_model(model, saved_model_dir,
+                           None if dynamic_length else sequence_length,
+                           attention_mask_value, channels)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         quantize = None

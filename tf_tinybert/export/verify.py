@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
+from tf_tinybert.export.calibration import real_length
 from tf_tinybert.export.serving import INPUT_FEATURES, classifier_probabilities, is_regression
 from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME, SCORE_NAME
 
@@ -54,7 +55,8 @@ def tflite_probabilities(
     """Runs a serving-signature TFLite model on each row of `features`; float32 [N, C].
 
     `features` holds "token_ids", "padding_mask", "segment_ids" as int32 [N, L] with L the
-    model's sequence length. An int8 output is dequantised with its own scale. A regression
+    model's sequence length. A dynamic-length model (input shape_signature [1, -1]) runs
+    each row at its own length instead: its real tokens, padding dropped. An int8 output is dequantised with its own scale. A regression
     export's `score` output gives its scores [N, 1].
 
     Example:
@@ -75,17 +77,33 @@ def tflite_probabilities(
         )
     output = outputs[name]
     scale, zero_point = output["quantization"]
+    dynamic = is_dynamic_length(model_content)
     rows = []
     for i in range(features[TOKEN_IDS].shape[0]):
+        end = real_length(features[PADDING_MASK][i]) if dynamic else None
         inputs = {
-            name: np.asarray(features[key][i : i + 1], dtype=np.int32)
-            for name, key in INPUT_FEATURES.items()
+            input_name: np.asarray(features[key][i : i + 1, :end], dtype=np.int32)
+            for input_name, key in INPUT_FEATURES.items()
         }
         rows.append(runner(**inputs)[name][0])
     probabilities = np.asarray(rows)
     if probabilities.dtype != np.float32:
         probabilities = (probabilities.astype(np.float32) - zero_point) * scale
     return probabilities
+
+
+def is_dynamic_length(model_content: bytes) -> bool:
+    """True where the model's inputs have shape_signature [1, -1] (any sequence length).
+
+    Example:
+    ```python
+    is_dynamic_length(to_tflite(student, "fp32", dynamic_length=True))  # True
+    ```
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=model_content).get_input_details()
+    return any(-1 in [int(d) for d in detail["shape_signature"]] for detail in details)
 
 
 def keras_probabilities(model, features: dict[str, np.ndarray], batch_size: int = 32):
@@ -212,17 +230,23 @@ def _check_regression(result, quantization, max_abs_diff, min_agreement):
         )
 
 
-def check_signature(model_content: bytes, sequence_length: int, num_classes: int) -> dict:
+def check_signature(
+    model_content: bytes, sequence_length: int, num_classes: int, dynamic_length: bool = False
+) -> dict:
     """Checks the tensors MediaPipe's TextClassifier binds; returns their names and types.
 
     Model Maker's BERT classifiers, which MediaPipe's metadata writer defaults to, name
     their inputs `serving_default_input_word_ids:0`, `..._input_mask:0` and
     `..._input_type_ids:0`: int32 [1, L]. The one output is [1, C] probabilities, or a
-    float32 `score` [1, 1] where `num_classes` is 1 (regression).
+    float32 `score` [1, 1] where `num_classes` is 1 (regression). With `dynamic_length`
+    the inputs' shape_signature must be [1, -1], and the model must resize
+    (`resize_tensor_input` + `allocate_tensors`) and run at lengths 1, 2 and
+    `sequence_length`, the longest a caller may pass.
 
     Example:
     ```python
     check_signature(tflite_bytes, sequence_length=128, num_classes=2)
+    check_signature(dynamic_bytes, sequence_length=128, num_classes=2, dynamic_length=True)
     ```
     """
     from ai_edge_litert.interpreter import Interpreter
@@ -240,17 +264,21 @@ def check_signature(model_content: bytes, sequence_length: int, num_classes: int
             f"Received: {signatures}."
         )
     inputs = {}
+    expected_shape = [1, -1] if dynamic_length else [1, sequence_length]
     for detail in interpreter.get_input_details():
         name = detail["name"]
         role = next((n for n in INPUT_NAMES if name == f"serving_default_{n}:0"), None)
-        shape = [int(d) for d in detail["shape"]]
-        if role is None or detail["dtype"] != np.int32 or shape != [1, sequence_length]:
+        key = "shape_signature" if dynamic_length else "shape"
+        shape = [int(d) for d in detail[key]]
+        if role is None or detail["dtype"] != np.int32 or shape != expected_shape:
             raise ExportVerificationError(
-                f"Input tensor {name!r} is {np.dtype(detail['dtype']).name} {shape}; expected "
-                f"one of {[f'serving_default_{n}:0' for n in INPUT_NAMES]}, int32 "
-                f"[1, {sequence_length}]."
+                f"Input tensor {name!r} is {np.dtype(detail['dtype']).name} {shape} ({key}); "
+                f"expected one of {[f'serving_default_{n}:0' for n in INPUT_NAMES]}, int32 "
+                f"{expected_shape}."
             )
         inputs[role] = name
+    if dynamic_length:
+        _check_resizes(interpreter, sequence_length)
     (output,) = interpreter.get_output_details()
     shape = [int(d) for d in output["shape"]]
     dtypes = (np.float32,) if num_classes == 1 else (np.float32, np.int8)
@@ -262,9 +290,35 @@ def check_signature(model_content: bytes, sequence_length: int, num_classes: int
     return {
         "inputs": [
             {"name": role, "tensor": inputs[role], "dtype": "int32",
-             "shape": [1, sequence_length]}
+             "shape": expected_shape}
             for role in INPUT_NAMES
         ],
         "output": {"name": output_role, "tensor": output["name"],
                    "dtype": np.dtype(output["dtype"]).name, "shape": shape},
     }
+
+
+def _check_resizes(interpreter, max_length: int) -> None:
+    """Resizes a dynamic-length model's inputs to [1, n] and runs it, for n = 1, 2, max."""
+    details = interpreter.get_input_details()
+    for length in sorted({1, 2, max_length}):
+        try:
+            for detail in details:
+                interpreter.resize_tensor_input(detail["index"], [1, length])
+            interpreter.allocate_tensors()
+            for detail in details:
+                interpreter.set_tensor(detail["index"], np.ones((1, length), np.int32))
+            interpreter.invoke()
+        except (RuntimeError, ValueError) as error:
+            raise ExportVerificationError(
+                f"The dynamic-length model does not run at sequence length {length} (inputs "
+                f"resized to [1, {length}]; expected any length from 1 to {max_length}): "
+                f"{error}"
+            ) from error
+        (output,) = interpreter.get_output_details()
+        values = interpreter.get_tensor(output["index"])
+        if not np.all(np.isfinite(values.astype(np.float32))):
+            raise ExportVerificationError(
+                f"The dynamic-length model returns non-finite values at sequence length "
+                f"{length}: {values}."
+            )

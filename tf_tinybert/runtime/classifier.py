@@ -8,6 +8,10 @@ then returns one category named "score" holding the predicted value, and
 
 Sentence pairs (MRPC, STS-B, RTE, QNLI, QQP, MNLI) are packed `[CLS] a [SEP] b [SEP]` with
 segment ids 0 then 1, exactly as `tf_tinybert.data` encodes them for training.
+
+A dynamic-length export (`export_classifier(..., dynamic_length=True)`, inputs of
+shape_signature [1, -1]) runs each text at its own length: truncated at the maximum that
+export.json records, padded not at all, the inputs resized only when the length changes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tf_tinybert.runtime import model_files
-from tf_tinybert.runtime.contract import INPUT_NAMES, OUTPUT_NAME, SCORE_NAME
+from tf_tinybert.runtime.contract import (
+    EXPORT_INFO_FILE,
+    INPUT_MASK,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    SCORE_NAME,
+)
 from tf_tinybert.runtime.wordpiece import WordpieceTokenizer
 
 
@@ -72,10 +82,16 @@ class TextClassifier:
         num_threads: CPU threads for the interpreter (None: LiteRT's default).
         lowercase, strip_accents: tokenizer options; by default those recorded in export.json
             beside the model, else True and True (an uncased BERT vocabulary).
+        max_sequence_length: a dynamic-length model only: where to truncate; by default the
+            `sequence_length` recorded in export.json beside the model (a model alone
+            carries no maximum; its position embedding fails beyond it).
 
     Attributes:
         task_type: "classification" (a `probability` output) or "regression" (a `score`
             output; `labels` is then ["score"]).
+        dynamic_length: True where the model takes any length ([1, -1] inputs).
+        sequence_length: the fixed L, or a dynamic model's maximum (texts are truncated
+            to it either way).
 
     Example:
     ```python
@@ -101,6 +117,7 @@ class TextClassifier:
         *,
         lowercase: bool | None = None,
         strip_accents: bool | None = None,
+        max_sequence_length: int | None = None,
     ) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -120,13 +137,17 @@ class TextClassifier:
             raise model_files.ModelFileError(
                 f"LiteRT cannot load the TFLite model '{self.model_path}': {error}"
             ) from error
-        self._runner, self.sequence_length, self._output_name = self._find_signature()
+        self._runner, length, self._output_name = self._find_signature()
         self.task_type = "regression" if self._output_name == SCORE_NAME else "classification"
         output = self._runner.get_output_details()[self._output_name]
         self._output_quantization = output["quantization"]
+        info = model_files.read_export_info(self.model_path)
+        self.dynamic_length = length is None
+        self.sequence_length = self._maximum_length(length, max_sequence_length, info)
+        self._bind_tensors(output["index"])
 
         tokens, vocab_source = model_files.load_vocabulary(self.model_path, model_bytes, vocab)
-        options = model_files.tokenizer_options(model_files.read_export_info(self.model_path))
+        options = model_files.tokenizer_options(info)
         if lowercase is not None:
             options["lowercase"] = lowercase
         if strip_accents is not None:
@@ -164,7 +185,7 @@ class TextClassifier:
             if set(INPUT_NAMES) <= set(spec["inputs"]) and name is not None:
                 runner = self._interpreter.get_signature_runner(key)
                 shapes = {
-                    name: tuple(int(d) for d in details["shape"])
+                    name: tuple(int(d) for d in details["shape_signature"])
                     for name, details in runner.get_input_details().items()
                 }
                 lengths = {shape[-1] for shape in shapes.values()}
@@ -173,7 +194,8 @@ class TextClassifier:
                         f"Expected the inputs of '{self.model_path}' to share one [1, L] "
                         f"shape. Received: {shapes}."
                     )
-                return runner, lengths.pop(), name
+                length = lengths.pop()
+                return runner, (None if length == -1 else length), name
         raise model_files.ModelFileError(
             f"The TFLite model '{self.model_path}' has no signature with inputs "
             f"{list(INPUT_NAMES)} and output '{OUTPUT_NAME}' (or '{SCORE_NAME}' for "
@@ -182,12 +204,77 @@ class TextClassifier:
             "tf_tinybert.export.export_classifier."
         )
 
+    def _maximum_length(self, fixed, given, info) -> int:
+        """The fixed L; or a dynamic model's maximum: `given`, else export.json's."""
+        if fixed is not None:
+            if given is not None and given != fixed:
+                raise ValueError(
+                    f"'{self.model_path}' takes a fixed sequence length of {fixed}. Received: "
+                    f"max_sequence_length={given!r} (leave it None)."
+                )
+            return fixed
+        source = "max_sequence_length"
+        if given is None:
+            given = info.get("sequence_length")
+            source = f"'sequence_length' in the {EXPORT_INFO_FILE} beside the model"
+        if given is None:
+            raise model_files.ModelFileError(
+                f"'{self.model_path}' takes any sequence length ([1, -1] inputs) and there is "
+                f"no {EXPORT_INFO_FILE} beside it recording where to truncate. Pass "
+                "`max_sequence_length=` (at most the model's position embedding size)."
+            )
+        if isinstance(given, bool) or not isinstance(given, int) or given < 2:
+            raise ValueError(f"Expected {source} to be an int >= 2. Received: {given!r}.")
+        return given
+
+    def _bind_tensors(self, output_index: int) -> None:
+        """Runs through the interpreter's own tensors where the signature is its main
+        subgraph (so inputs are resized only when the length changes), else the runner."""
+        details = self._runner.get_input_details()
+        self._input_indices = {name: int(details[name]["index"]) for name in INPUT_NAMES}
+        main = {int(d["index"]) for d in self._interpreter.get_input_details()}
+        self._direct = set(self._input_indices.values()) == main
+        self._output_index = int(output_index)
+        self._length = None if self.dynamic_length else self.sequence_length
+        if self._direct:
+            # A signature runner holds a reference to the interpreter's internals, and
+            # `Interpreter.invoke` refuses to run while one exists.
+            self._runner = None
+
+    def _invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        length = int(inputs[INPUT_NAMES[0]].shape[0])
+        if not self._direct:
+            outputs = self._runner(**{name: value[None, :] for name, value in inputs.items()})
+            return np.asarray(outputs[self._output_name])[0]
+        if length != self._length:
+            for index in self._input_indices.values():
+                self._interpreter.resize_tensor_input(index, [1, length])
+            self._interpreter.allocate_tensors()
+            self._length = length
+        for name, index in self._input_indices.items():
+            self._interpreter.set_tensor(index, inputs[name][None, :])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output_index)[0]
+
+    def encode(self, text: str, text_pair: str | None = None) -> dict[str, np.ndarray]:
+        """The int32 inputs [n] for one text (and pair): padded to L on a fixed model; on a
+        dynamic-length model its own length n (at most `sequence_length`), unpadded.
+
+        Example:
+        ```python
+        TextClassifier("export/model.tflite").encode("a witty film")["input_word_ids"]
+        ```
+        """
+        inputs = self.tokenizer.pack(text, text_pair, sequence_length=self.sequence_length)
+        if self.dynamic_length:
+            length = int(np.count_nonzero(inputs[INPUT_MASK]))
+            inputs = {name: value[:length] for name, value in inputs.items()}
+        return inputs
+
     def probabilities(self, text: str, text_pair: str | None = None) -> np.ndarray:
         """The model's float32 class probabilities [C] for one text (and optional pair);
         for a regression model its one score [1]."""
-        inputs = self.tokenizer.pack(text, text_pair, sequence_length=self.sequence_length)
-        outputs = self._runner(**{name: value[None, :] for name, value in inputs.items()})
-        values = np.asarray(outputs[self._output_name])[0]
+        values = np.asarray(self._invoke(self.encode(text, text_pair)))
         scale, zero_point = self._output_quantization
         if values.dtype != np.float32 and scale:
             values = (values.astype(np.float32) - zero_point) * scale
