@@ -143,9 +143,13 @@ class SplitStreamForward:
         length = token_ids.shape[1]
         parts = []
         for channels in (self.ordinary, self.outliers):
+            if length is None:  # a dynamic-length signature: slice at run time
+                position = tf.constant(positions[:, channels])[: tf.shape(token_ids)[1]]
+            else:
+                position = tf.constant(positions[:length, channels])
             parts.append(
                 tf.gather(tf.constant(tokens[:, channels]), token_ids)
-                + tf.constant(positions[:length, channels])
+                + position
                 + tf.gather(tf.constant(segments[:, channels]), segment_ids)
             )
         return parts

@@ -129,8 +129,9 @@ def export_classifier(
             its own length (1 to `sequence_length`, nothing padded), which on short texts
             is several times faster than a fixed [1, L]. Verified against Keras on the
             held-out rows at their own lengths, and resized to lengths 1, 2 and
-            `sequence_length` before anything is written; "int8" calibrates on rows at
-            their own lengths. export.json records `"dynamic_length": true` and
+            `sequence_length` before anything is written; "int8" calibrates on rows
+            padded to the longest of them (TFLite's calibrator takes one shape per run).
+            export.json records `"dynamic_length": true` and
             `sequence_length` as the maximum the runtime truncates to. MediaPipe's
             TextClassifier runs such a model but truncates at 128 tokens
             (MEDIAPIPE_DYNAMIC_LENGTH): export.json's `metadata.mediapipe_text_classifier`

@@ -114,7 +114,8 @@ def to_tflite(
         dynamic_length: inputs of shape_signature [1, -1] instead of [1, L]: the caller
             resizes them (`Interpreter.resize_tensor_input` + `allocate_tensors`) to each
             text's own length, 1 to `sequence_length`, and pads nothing. "int8" then
-            calibrates on the representative rows at their own lengths.
+            calibrates on the representative rows padded only to the longest of them
+            (TFLite's calibrator takes one shape per run).
 
     Returns:
         The .tflite bytes; builtin ops only (UnsupportedOpsError otherwise).
@@ -157,6 +158,15 @@ def to_tflite(
             representative_data, sequence_length, max_calibration_examples,
             pad=not dynamic_length,
         )
+        if dynamic_length:
+            # TFLite's calibrator (TF 2.21) prepares its interpreter once, at the first
+            # example's shape, and fails on the next shape ("Given shapes, [1,52,7] and
+            # [1,44,7], are not broadcastable"). The rows share one length: the longest
+            # real row, not L. Padded keys get exp(-30) of the attention weight, so a real
+            # token's activations match those at its own length; the ranges cover both.
+            width = max(e[INPUT_WORD_IDS].shape[1] for e in examples)
+            examples = [{name: fit_length(value[0], width)[None, :]
+                         for name, value in e.items()} for e in examples]
         # At most an eighth of the channels: the split pays off for a few outliers only.
         count = min(outlier_channels, model.backbone.hidden_dim // 8)
         if count > 0 and attention_mask_value is not None:
