@@ -241,7 +241,17 @@ class TextClassifier:
             # `Interpreter.invoke` refuses to run while one exists.
             self._runner = None
 
-    def _invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def run_encoded(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The raw output row for inputs from `encode` (what a latency benchmark times).
+
+        A dynamic-length model's inputs are resized (and its tensors re-allocated) only
+        when the length differs from the previous call's.
+
+        Example:
+        ```python
+        classifier.run_encoded(classifier.encode("a witty film"))
+        ```
+        """
         length = int(inputs[INPUT_NAMES[0]].shape[0])
         if not self._direct:
             outputs = self._runner(**{name: value[None, :] for name, value in inputs.items()})
@@ -274,7 +284,7 @@ class TextClassifier:
     def probabilities(self, text: str, text_pair: str | None = None) -> np.ndarray:
         """The model's float32 class probabilities [C] for one text (and optional pair);
         for a regression model its one score [1]."""
-        values = np.asarray(self._invoke(self.encode(text, text_pair)))
+        values = np.asarray(self.run_encoded(self.encode(text, text_pair)))
         scale, zero_point = self._output_quantization
         if values.dtype != np.float32 and scale:
             values = (values.astype(np.float32) - zero_point) * scale
