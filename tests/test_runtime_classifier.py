@@ -272,7 +272,8 @@ def test_int8_output_is_dequantized(tmp_path):
             min_agreement=0.0, representative_data=calibration, max_eval_examples=16,
         )
         classifier = TextClassifier(report.model_path)
-        dtype = classifier._runner.get_output_details()["probability"]["dtype"]
+        (output,) = classifier._interpreter.get_output_details()
+        dtype = output["dtype"]
         assert dtype == (np.int8 if int8_io else np.float32)
         scores[int8_io] = as_matrix(classifier.classify(SENTENCES))
     # int8 probabilities step by 1/256 (scale) from -128 (zero point).
