@@ -50,6 +50,7 @@ from tf_tinybert.choices import (
     EXPORT_MODES,
     FILE_FORMATS,
     LAYER_MAPS,
+    RELATION_LAYERS,
     STRATEGIES,
     STUDENT_INITS,
     TASK_TYPES,
@@ -423,11 +424,16 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the intermediate-layer losses (the Distiller's `loss_weights` keys)."""
+    """Weights of the intermediate-layer losses (the Distiller's `loss_weights` keys).
+
+    `relation` is MiniLM-v2's self-attention relation loss (off by default): it works for
+    any student head count and width, where `attention` needs the teacher's head count.
+    """
 
     embedding: float = 1.0
     hidden: float = 1.0
     attention: float = 1.0
+    relation: float = 0.0
 
     def __post_init__(self):
         for key in (f.name for f in dataclasses.fields(self)):
@@ -441,6 +447,15 @@ def _check_layer_map(layer_map) -> None:
         _check(bool(layer_map), "layer_map", "a non-empty list of teacher layers", layer_map)
 
 
+def _check_relation(relation_heads, relation_layers) -> None:
+    _check_positive(relation_heads, "relation_heads", allow_none=True)
+    if isinstance(relation_layers, str):
+        _check_choice(relation_layers, "relation_layers", RELATION_LAYERS)
+    else:
+        _check(relation_layers >= 1, "relation_layers",
+               f"one of {RELATION_LAYERS} or a teacher layer number >= 1", relation_layers)
+
+
 @dataclass(frozen=True)
 class GeneralStageConfig(ScheduleConfig):
     """General distillation on unlabeled text (off by default: it needs a large corpus).
@@ -450,6 +465,9 @@ class GeneralStageConfig(ScheduleConfig):
         corpus: a text file with one sentence per line.
         layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
         loss_weights: see `LossWeights`.
+        relation_heads, relation_layers: options of the relation loss (see
+            `Distiller.compile`): heads dividing both hidden sizes (None: the gcd of the head
+            counts); "last", "layer_map" or a teacher layer number.
     """
 
     enabled: bool = False
@@ -458,9 +476,12 @@ class GeneralStageConfig(ScheduleConfig):
     learning_rate: float = 1e-4
     layer_map: str | tuple[int, ...] = "uniform"
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    relation_heads: int | None = None
+    relation_layers: str | int = "last"
 
     def __post_init__(self):
         super().__post_init__()
+        _check_relation(self.relation_heads, self.relation_layers)
         _check(not self.enabled or bool(self.corpus), "corpus",
                "a text file when the general stage is enabled", self.corpus)
         _check_layer_map(self.layer_map)
@@ -474,15 +495,20 @@ class IntermediateStageConfig(ScheduleConfig):
         enabled: run the stage.
         layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
         loss_weights: see `LossWeights`.
+        relation_heads, relation_layers: options of the relation loss, as in
+            `GeneralStageConfig`.
     """
 
     enabled: bool = True
     epochs: int = 10
     layer_map: str | tuple[int, ...] = "uniform"
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    relation_heads: int | None = None
+    relation_layers: str | int = "last"
 
     def __post_init__(self):
         super().__post_init__()
+        _check_relation(self.relation_heads, self.relation_layers)
         _check_layer_map(self.layer_map)
 
 

@@ -383,7 +383,11 @@ def _distill(run: Run, distiller: Distiller, name: str, stage: str, schedule, tr
 
 def _weights(loss_weights) -> dict:
     return {"embedding": loss_weights.embedding, "hidden": loss_weights.hidden,
-            "attention": loss_weights.attention}
+            "attention": loss_weights.attention, "relation": loss_weights.relation}
+
+
+def _relation_options(stage) -> dict:
+    return {"relation_heads": stage.relation_heads, "relation_layers": stage.relation_layers}
 
 
 def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
@@ -408,12 +412,14 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
                 corpus_ds = tt_data.load(corpus, batch_size=stages.general.batch_size,
                                          seed=config.seed)
                 _distill(run, distiller, "general", "general", stages.general, corpus_ds, None,
-                         loss_weights=_weights(stages.general.loss_weights))
+                         loss_weights=_weights(stages.general.loss_weights),
+                         **_relation_options(stages.general))
         if stages.intermediate.enabled:
             with run.stage("intermediate"):
                 train_ds = _dataset(run, train_dir, stages.intermediate.batch_size, training=True)
                 _distill(run, distiller, "intermediate", "intermediate", stages.intermediate,
-                         train_ds, dev_ds, loss_weights=_weights(stages.intermediate.loss_weights))
+                         train_ds, dev_ds, loss_weights=_weights(stages.intermediate.loss_weights),
+                         **_relation_options(stages.intermediate))
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
         with run.stage("prediction"):
