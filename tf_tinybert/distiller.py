@@ -34,6 +34,18 @@ def _global_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+def _for_keras_reduction(results: dict) -> dict:
+    """Step results as Keras can reduce them under MultiWorkerMirroredStrategy.
+
+    Keras (3.15, TensorFlow backend) reduces each multi-worker step output with MEAN over
+    axis 0, which a scalar does not have: there, each result becomes a [1] vector (the
+    reduction returns the scalar mean over workers).
+    """
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return results
+    return {name: ops.reshape(value, (1,)) for name, value in results.items()}
+
+
 def _num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -374,7 +386,7 @@ class Distiller(keras.Model):
             self._trackers[key].update_state(value * replicas)
         if self._accuracy is not None and y is not None:
             self._accuracy.update_state(y, student_out["logits"])
-        return {metric.name: metric.result() for metric in self.metrics}
+        return _for_keras_reduction({metric.name: metric.result() for metric in self.metrics})
 
     def _unpack(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -383,6 +395,13 @@ class Distiller(keras.Model):
         if self.stage == "general":
             y = None
         return x, y
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TensorFlow backend) builds a model made under a strategy by averaging
+        # its first batch across replicas, which fails for dict features under
+        # MultiWorkerMirroredStrategy. Nothing here needs it: every part, the optimizer and
+        # the trackers are built by `__init__` and `compile`.
+        return
 
     def train_step(self, data):
         x, y = self._unpack(data)

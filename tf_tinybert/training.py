@@ -26,7 +26,8 @@ MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     """A `tf.distribute` strategy by name: default, mirrored, multiworker or tpu.
 
-    "multiworker" reads the cluster from the TF_CONFIG environment variable and "tpu" connects
+    "multiworker" reads the cluster from the TF_CONFIG environment variable (and fails naming
+    a worker that does not answer, see `tf_tinybert.distributed`) and "tpu" connects
     to the TPU of the current Cloud TPU VM or Colab runtime, as TensorFlow documents.
 
     Example:
@@ -40,7 +41,9 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from tf_tinybert.distributed import multiworker_strategy
+
+        return multiworker_strategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
