@@ -168,13 +168,24 @@ def cmd_distill(args) -> int:
         student = _student_for(args, teacher, teacher.num_classes)
         distiller = Distiller(teacher=teacher, student=student, layer_map=layer_map)
         loss_weights = {"hard": args.hard_label_weight} if args.stage == "prediction" else None
+        if args.stage != "prediction":
+            loss_weights = {"relation": args.relation_weight}
+            if args.attention_weight is not None:
+                loss_weights["attention"] = args.attention_weight
         distiller.compile(
             optimizer=adamw(args.learning_rate, max(1, args.epochs * steps_in(train)),
                             args.warmup),
             stage=args.stage, temperature=args.temperature, loss_weights=loss_weights,
-            jit_compile=args.xla)
+            jit_compile=args.xla, relation_heads=args.relation_heads)
     fit_stage(distiller, train, args.epochs, _logs_dir(args), args.stage, _training_config(args),
               validation_data=dev, keep_best_of=lambda model: model.student)
+    if args.stage == "general" and not args.output.endswith(".keras"):
+        from tf_tinybert.data import read_tokenizer
+        from tf_tinybert.general import save_student_preset
+
+        folder = save_student_preset(distiller.student, read_tokenizer(args.train), args.output)
+        print(f"saved the keras-hub preset folder {folder}")
+        return 0
     _save(distiller.student, args.output)
     return 0
 
@@ -231,8 +242,15 @@ def cmd_predict(args) -> int:
 def cmd_run(args) -> int:
     import keras
 
-    from tf_tinybert.config import load_recipe
+    from tf_tinybert.config import is_general_recipe, load_recipe
 
+    if is_general_recipe(args.config):
+        from tf_tinybert.config import load_general_recipe
+        from tf_tinybert.general import run_general
+
+        run_general(load_general_recipe(args.config, overrides=args.set or ()),
+                    verbose=0 if args.quiet else 1)
+        return 0
     config = load_recipe(args.config, overrides=args.set or ())
     keras.utils.set_random_seed(config.seed)
     if config.training.mixed_precision:
@@ -317,7 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="prepared training folder (unlabeled for "
                                                   "general)")
     p.add_argument("--dev", default=None, help="prepared dev folder")
-    p.add_argument("--output", required=True, help="where to save the student (.keras)")
+    p.add_argument("--output", required=True,
+                   help="where to save the student (.keras); with --stage general, a folder "
+                        "name saves a keras-hub preset folder for `student.init`")
+    p.add_argument("--relation-weight", type=float, default=0.0,
+                   help="weight of the MiniLM-v2 attention-relation loss (any head count)")
+    p.add_argument("--attention-weight", type=float, default=None,
+                   help="weight of TinyBERT's attention loss (needs equal head counts)")
+    p.add_argument("--relation-heads", type=int, default=None,
+                   help="relation heads, dividing both hidden sizes (default: gcd of heads)")
     p.add_argument("--layer-map", default="uniform",
                    help="uniform, last, or teacher layers such as 3,6,9,12")
     p.add_argument("--temperature", type=float, default=1.0)

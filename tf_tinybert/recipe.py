@@ -341,6 +341,12 @@ def _new_student(run: Run, teacher):
     config = run.config
     keras.utils.set_random_seed(config.seed)
     student_config = config.student
+    if student_config.init not in ("random", "from_teacher"):
+        from tf_tinybert.general import classifier_from_preset
+
+        # A general-distilled student (a keras-hub preset folder).
+        return classifier_from_preset(student_config.init, config.task.num_classes,
+                                      dropout=student_config.dropout)
     if student_config.init == "from_teacher":
         backbone = teacher.backbone
         wanted = (student_config.hidden_dim, student_config.num_heads,
