@@ -88,3 +88,23 @@ def test_shipped_general_recipe_loads_and_points_at_the_shared_corpus():
                          "configs/recipes/general_tinybert4.yaml")
     assert config.corpus == "../shared/data/corpus" and config.student.num_layers == 4
     assert config.general.loss_weights.attention == 1.0
+
+
+def test_cli_distill_general_writes_a_preset_folder(recipe, tmp_path):
+    from tf_tinybert.cli import main
+    from tf_tinybert.data.corpus import prepare_corpus
+
+    prepare_corpus(tmp_path / "corpus", tiny_tokenizer(), tmp_path / "data",
+                   max_sequence_length=16, verbose=0)
+    student = tmp_path / "student.yaml"
+    student.write_text("name: tiny\nnum_layers: 1\nhidden_dim: 8\nnum_heads: 4\n"
+                       "intermediate_dim: 16\n")
+    code = main(["distill", "--stage", "general", "--teacher", str(tmp_path / "teacher.keras"),
+                 "--student", str(student), "--train", str(tmp_path / "data"),
+                 "--output", str(tmp_path / "preset"), "--max-sequence-length", "32",
+                 "--relation-weight", "1", "--attention-weight", "0", "--epochs", "1"])
+    assert code == 0
+    backbone = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "preset"))
+    assert backbone.num_heads == 4
+    tokenizer = keras_hub.models.BertTokenizer.from_preset(str(tmp_path / "preset"))
+    assert tokenizer.get_vocabulary() == TINY_VOCAB
