@@ -68,6 +68,8 @@ def test_general_recipe_saves_a_preset_folder_that_keras_hub_and_task_recipes_lo
         np.asarray(student.backbone(features)["sequence_output"]),
         np.asarray(backbone(features)["sequence_output"]), atol=1e-6)
     assert student.num_classes == 3
+    with pytest.raises(ValueError, match="hidden_dim 8 \\(config: 312\\)"):
+        classifier_from_preset(folder, 2, expected={"hidden_dim": 312, "num_layers": 1})
     assert StudentConfig("s", 1, 8, 4, 16, init=str(folder)).init == str(folder)
     # Not left behind: backups after the stage completed, temporary preset folders.
     assert not (tmp_path / "run" / "backup" / "general").exists()

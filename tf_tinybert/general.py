@@ -67,9 +67,12 @@ def save_student_preset(student, tokenizer, folder: str | os.PathLike) -> pathli
     return folder
 
 
-def classifier_from_preset(folder: str | os.PathLike, num_classes: int,
-                           dropout: float = 0.1) -> keras_hub.models.BertTextClassifier:
+def classifier_from_preset(folder: str | os.PathLike, num_classes: int, dropout: float = 0.1,
+                           expected: dict | None = None) -> keras_hub.models.BertTextClassifier:
     """A `BertTextClassifier` (no preprocessor, new head) on a saved backbone preset.
+
+    `expected` (e.g. `StudentConfig.backbone_config()`) names the shape the caller means;
+    a preset of another shape is refused, naming the differences (dropout excepted).
 
     Example:
     ```python
@@ -81,6 +84,14 @@ def classifier_from_preset(folder: str | os.PathLike, num_classes: int,
         raise ValueError(f"{folder}: not a keras-hub preset folder (no config.json); write "
                          "one with `tf-tinybert run configs/recipes/general_tinybert4.yaml`")
     backbone = keras_hub.models.BertBackbone.from_preset(folder)
+    differences = {key: (value, getattr(backbone, key)) for key, value in (expected or {}).items()
+                   if key != "dropout" and getattr(backbone, key) != value}
+    if differences:
+        raise ValueError(
+            f"{folder}: the preset's backbone differs from the student config: "
+            + ", ".join(f"{key} {found} (config: {wanted})"
+                        for key, (wanted, found) in differences.items())
+        )
     return keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=num_classes,
                                                preprocessor=None, dropout=dropout)
 

@@ -346,7 +346,8 @@ def _new_student(run: Run, teacher):
 
         # A general-distilled student (a keras-hub preset folder).
         return classifier_from_preset(student_config.init, config.task.num_classes,
-                                      dropout=student_config.dropout)
+                                      dropout=student_config.dropout,
+                                      expected=student_config.backbone_config())
     if student_config.init == "from_teacher":
         backbone = teacher.backbone
         wanted = (student_config.hidden_dim, student_config.num_heads,
