@@ -32,6 +32,7 @@ SST2 = "configs/recipes/sst2_tinybert4_8k.yaml"
 def _steps(runs: pathlib.Path) -> list[tuple[str, list[str]]]:
     teacher = f"teacher.source={runs}/sst2_8k_without_general/teacher.keras"
     reuse = ["--set", teacher, "--set", "teacher.finetune.enabled=false",
+             "--set", "data.tokenizer=minilm-l6-offline",
              "--set", "baseline.enabled=false"]
     small = ["--set", "student=bert_4l_128h", "--set",
              "distill.intermediate.loss_weights.attention=0"]
