@@ -554,7 +554,7 @@ def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
     run.dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run.path("config.yaml"))
     source = resolve_source(config.teacher.source)
-    run.tokenizer = load_tokenizer(config.data.tokenizer or source)
+    run.tokenizer = load_tokenizer(resolve_source(config.data.tokenizer or source))
     strategy = make_strategy(config.training.strategy)
     with run.stage("data"):
         train_dir, dev_dir = prepare_data(run, run.tokenizer)
