@@ -40,7 +40,12 @@ PIPELINE_STAGES = ("general", "intermediate", "prediction")
 STAGES = (*PIPELINE_STAGES, "joint")
 
 # The Distiller's losses, in the order their trackers are reported.
-LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard")
+LOSS_NAMES = ("embedding", "hidden", "attention", "prediction", "hard", "relation")
+
+# Which layers the relation loss (MiniLM-v2) pairs: "last" pairs the teacher's last layer (or
+# a chosen teacher layer number) with the student's last, "layer_map" every student layer
+# with its teacher layer of the layer map (TinyBERT's way).
+RELATION_LAYERS = ("last", "layer_map")
 
 # tf.distribute strategies.
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")

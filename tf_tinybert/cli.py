@@ -184,8 +184,19 @@ def _stage_config(args):
     layer_map = args.layer_map
     if layer_map is not None and layer_map not in ("uniform", "last"):
         layer_map = tuple(int(item) for item in _split_list(layer_map))
-    extra = {} if args.stage == "prediction" else {"layer_map": layer_map}
+    extra = {} if args.stage == "prediction" else {"layer_map": layer_map,
+                                                   "loss_weights": _loss_weights(args)}
     return _config_from(cls, args, **extra)
+
+
+def _loss_weights(args):
+    """`LossWeights` from --attention-weight / --relation-weight (None: the defaults)."""
+    from tf_tinybert.config import LossWeights
+
+    given = {name: value for name, value in (("attention", args.attention_weight),
+                                             ("relation", args.relation_weight))
+             if value is not None}
+    return LossWeights(**given) if given else None
 
 
 def cmd_distill(args) -> int:
@@ -205,11 +216,22 @@ def cmd_distill(args) -> int:
         distiller = Distiller(teacher=teacher, student=student,
                               layer_map=layer_map if isinstance(layer_map, str) else list(layer_map))
         prediction = args.stage == "prediction"
+        options = {} if prediction else {"relation_heads": stage.relation_heads,
+                                         "relation_layers": stage.relation_layers}
         result = distill(
             distiller, train, stage=args.stage, folder=_logs_dir(args), schedule=stage,
             training=training, dev_data=dev, metrics=default_metrics(teacher.num_classes),
             temperature=stage.temperature if prediction else 1.0,
-            loss_weights={"hard": stage.hard_label_weight} if prediction else None)
+            loss_weights=({"hard": stage.hard_label_weight} if prediction
+                          else stage.loss_weights.as_dict()),
+            **options)
+    if args.stage == "general" and not args.output.endswith(".keras"):
+        from tf_tinybert.data import read_tokenizer
+        from tf_tinybert.general import save_student_preset
+
+        folder = save_student_preset(result.model, read_tokenizer(args.train), args.output)
+        print(f"saved the keras-hub preset folder {folder}")
+        return 0
     _save(result.model, args.output)
     return 0
 
@@ -283,8 +305,15 @@ def cmd_glue(args) -> int:
 def cmd_run(args) -> int:
     import keras
 
-    from tf_tinybert.config import load_recipe
+    from tf_tinybert.config import is_general_recipe, load_recipe
 
+    if is_general_recipe(args.config):
+        from tf_tinybert.config import load_general_recipe
+        from tf_tinybert.general import run_general
+
+        run_general(load_general_recipe(args.config, overrides=args.set or ()),
+                    verbose=0 if args.quiet else 1)
+        return 0
     config = load_recipe(args.config, overrides=args.set or ())
     keras.utils.set_random_seed(config.seed)
     if config.training.mixed_precision:
@@ -369,7 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="prepared training folder (unlabeled for "
                                                   "general)")
     p.add_argument("--dev", default=None, help="prepared dev folder")
-    p.add_argument("--output", required=True, help="where to save the student (.keras)")
+    p.add_argument("--output", required=True,
+                   help="where to save the student (.keras); with --stage general, a folder "
+                        "name saves a keras-hub preset folder for `student.init`")
+    p.add_argument("--relation-weight", type=float, default=None,
+                   help="weight of the MiniLM-v2 attention-relation loss (any head count; "
+                        "default 0)")
+    p.add_argument("--attention-weight", type=float, default=None,
+                   help="weight of TinyBERT's attention loss (needs equal head counts; "
+                        "default 1)")
+    p.add_argument("--relation-heads", type=int, default=None,
+                   help="relation heads, dividing both hidden sizes (default: gcd of heads)")
     p.add_argument("--layer-map", default=None,
                    help="uniform, last, or teacher layers such as 3,6,9,12")
     p.add_argument("--temperature", type=float, default=None,

@@ -50,6 +50,7 @@ from tf_tinybert.choices import (
     EXPORT_MODES,
     FILE_FORMATS,
     LAYER_MAPS,
+    RELATION_LAYERS,
     STRATEGIES,
     STUDENT_INITS,
     TASK_TYPES,
@@ -259,7 +260,10 @@ class StudentConfig:
         name: student name (the file's stem for the presets in `configs/students/`).
         num_layers, hidden_dim, num_heads, intermediate_dim, dropout: `BertBackbone` arguments.
         init: "random", or "from_teacher" to copy the teacher's embeddings and the
-            transformer layers in `init_layers` (needs the teacher's width).
+            transformer layers in `init_layers` (needs the teacher's width), or the path of a
+            keras-hub BertBackbone preset folder to start from (e.g. a general-distilled
+            student written by `tf_tinybert.general.run_general`); its shape must be this
+            config's.
         init_layers: teacher layers (1..N) to copy with "from_teacher"; None spreads them
             uniformly.
 
@@ -285,7 +289,8 @@ class StudentConfig:
         _check(self.hidden_dim % self.num_heads == 0, "num_heads",
                f"a divisor of hidden_dim ({self.hidden_dim})", self.num_heads)
         _check_fraction(self.dropout, "dropout", closed=False)
-        _check_choice(self.init, "init", STUDENT_INITS)
+        _check(self.init in STUDENT_INITS or looks_like_path(self.init), "init",
+               f"one of {STUDENT_INITS} or the path of a keras-hub preset folder", self.init)
         if self.init_layers is not None:
             _check(self.init == "from_teacher", "init_layers",
                    "no init_layers unless init is 'from_teacher'", self.init_layers)
@@ -423,15 +428,24 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the intermediate-layer losses (the Distiller's `loss_weights` keys)."""
+    """Weights of the intermediate-layer losses (the Distiller's `loss_weights` keys).
+
+    `relation` is MiniLM-v2's self-attention relation loss (off by default): it works for
+    any student head count and width, where `attention` needs the teacher's head count.
+    """
 
     embedding: float = 1.0
     hidden: float = 1.0
     attention: float = 1.0
+    relation: float = 0.0
 
     def __post_init__(self):
         for key in (f.name for f in dataclasses.fields(self)):
             _check(getattr(self, key) >= 0, key, "a weight >= 0", getattr(self, key))
+
+    def as_dict(self) -> dict:
+        """The `Distiller.compile(loss_weights=...)` dict."""
+        return dataclasses.asdict(self)
 
 
 def _check_layer_map(layer_map) -> None:
@@ -439,6 +453,15 @@ def _check_layer_map(layer_map) -> None:
         _check_choice(layer_map, "layer_map", LAYER_MAPS)
     else:
         _check(bool(layer_map), "layer_map", "a non-empty list of teacher layers", layer_map)
+
+
+def _check_relation(relation_heads, relation_layers) -> None:
+    _check_positive(relation_heads, "relation_heads", allow_none=True)
+    if isinstance(relation_layers, str):
+        _check_choice(relation_layers, "relation_layers", RELATION_LAYERS)
+    else:
+        _check(relation_layers >= 1, "relation_layers",
+               f"one of {RELATION_LAYERS} or a teacher layer number >= 1", relation_layers)
 
 
 @dataclass(frozen=True)
@@ -450,6 +473,9 @@ class GeneralStageConfig(ScheduleConfig):
         corpus: a text file with one sentence per line.
         layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
         loss_weights: see `LossWeights`.
+        relation_heads, relation_layers: options of the relation loss (see
+            `Distiller.compile`): heads dividing both hidden sizes (None: the gcd of the head
+            counts); "last", "layer_map" or a teacher layer number.
     """
 
     enabled: bool = False
@@ -458,9 +484,12 @@ class GeneralStageConfig(ScheduleConfig):
     learning_rate: float = 1e-4
     layer_map: str | tuple[int, ...] = "uniform"
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    relation_heads: int | None = None
+    relation_layers: str | int = "last"
 
     def __post_init__(self):
         super().__post_init__()
+        _check_relation(self.relation_heads, self.relation_layers)
         _check(not self.enabled or bool(self.corpus), "corpus",
                "a text file when the general stage is enabled", self.corpus)
         _check_layer_map(self.layer_map)
@@ -474,15 +503,20 @@ class IntermediateStageConfig(ScheduleConfig):
         enabled: run the stage.
         layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
         loss_weights: see `LossWeights`.
+        relation_heads, relation_layers: options of the relation loss, as in
+            `GeneralStageConfig`.
     """
 
     enabled: bool = True
     epochs: int = 10
     layer_map: str | tuple[int, ...] = "uniform"
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    relation_heads: int | None = None
+    relation_layers: str | int = "last"
 
     def __post_init__(self):
         super().__post_init__()
+        _check_relation(self.relation_heads, self.relation_layers)
         _check_layer_map(self.layer_map)
 
 
@@ -638,6 +672,52 @@ class RecipeConfig:
     def __post_init__(self):
         _check(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
                "a run name of letters, digits, '_', '.' or '-'", self.name)
+
+    @property
+    def run_dir(self) -> str:
+        """The run folder: `output_dir`, or `runs/<name>`."""
+        return self.output_dir or os.path.join("runs", self.name)
+
+
+@dataclass(frozen=True)
+class GeneralRecipeConfig:
+    """General distillation on a plain-text corpus (`configs/recipes/general_*.yaml`).
+
+    The student learns the teacher's embeddings, hidden states and attention (or attention
+    relations) on unlabeled text, and is saved as a keras-hub preset folder,
+    `<run_dir>/student_preset`, that a task recipe names as its `student.init`.
+
+    Args:
+        name: run name; the run folder defaults to `runs/<name>`.
+        teacher: a teacher source (see `TeacherConfig.source`); used as is, not fine-tuned.
+        student: a `StudentConfig`, or the name of one in `configs/students/`.
+        corpus: a UTF-8 text file or a folder of them (see `tf_tinybert.data.corpus`).
+        tokenizer: tokenizer preset or folder; None uses the teacher's.
+        output_dir: run folder (None: `runs/<name>`).
+        seed: seed of the student's weights and of the data order.
+        max_sequence_length: ids per packed sequence.
+        general: the stage's schedule, layer map, loss weights and relation options (its
+            `enabled` and `corpus` keys are not read here).
+        training: checkpoints, strategy, numerics.
+    """
+
+    name: str
+    teacher: str
+    student: StudentConfig = field(metadata={"reference": "students"})
+    corpus: str
+    tokenizer: str | None = None
+    output_dir: str | None = None
+    seed: int = 0
+    max_sequence_length: int = 128
+    general: GeneralStageConfig = field(default_factory=GeneralStageConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self):
+        _check(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
+               "a run name of letters, digits, '_', '.' or '-'", self.name)
+        _check(bool(self.corpus.strip()), "corpus", "a text file or folder", self.corpus)
+        _check(self.max_sequence_length >= 3, "max_sequence_length", "at least 3",
+               self.max_sequence_length)
 
     @property
     def run_dir(self) -> str:
@@ -959,6 +1039,35 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
     config = apply_overrides(load_config(RecipeConfig, path), overrides)
     check_paths(config, str(path))
     return config
+
+
+def load_general_recipe(path: str | os.PathLike,
+                        overrides: Iterable[str] = ()) -> GeneralRecipeConfig:
+    """Read a general-distillation recipe, apply overrides, and check that its corpus exists.
+
+    Example:
+    ```python
+    config = load_general_recipe("configs/recipes/general_tinybert4.yaml")
+    ```
+    """
+    config = apply_overrides(load_config(GeneralRecipeConfig, path), overrides)
+    corpus = os.path.expanduser(config.corpus)
+    if not os.path.exists(corpus):
+        raise ConfigError(f"{config.corpus!r} not found (relative paths start from "
+                          f"{os.getcwd()}).", key="corpus", file=str(path))
+    return config
+
+
+def is_general_recipe(path: str | os.PathLike) -> bool:
+    """Whether a recipe YAML is a general-distillation recipe (it names a `corpus`, no task).
+
+    Example:
+    ```python
+    is_general_recipe("configs/recipes/general_tinybert4.yaml")  # True
+    ```
+    """
+    data, _ = _read_yaml(pathlib.Path(path))
+    return isinstance(data, dict) and "corpus" in data and "task" not in data
 
 
 def looks_like_path(text: str) -> bool:

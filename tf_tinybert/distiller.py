@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from tf_tinybert import losses
-from tf_tinybert.choices import LOSS_NAMES, STAGES
+from tf_tinybert.choices import LOSS_NAMES, RELATION_LAYERS, STAGES
 from tf_tinybert.data.features import MODEL_INPUTS, PADDING_MASK, TEACHER_LOGITS
 from tf_tinybert.keras_hub_bert import bert_backbone, forward_with_intermediates
 from tf_tinybert.layer_map import resolve_layer_map
 
-_INTERMEDIATE = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 0.0, "hard": 0.0}
+_INTERMEDIATE = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 0.0, "hard": 0.0,
+                 "relation": 0.0}
 DEFAULT_LOSS_WEIGHTS = {
     "general": _INTERMEDIATE,
     "intermediate": _INTERMEDIATE,
-    "prediction": {"embedding": 0.0, "hidden": 0.0, "attention": 0.0, "prediction": 1.0, "hard": 0.0},
-    "joint": {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0, "hard": 0.0},
+    "prediction": {"embedding": 0.0, "hidden": 0.0, "attention": 0.0, "prediction": 1.0, "hard": 0.0,
+                   "relation": 0.0},
+    "joint": {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0, "hard": 0.0,
+              "relation": 0.0},
 }
 
 
@@ -27,6 +32,18 @@ def _global_sum(value):
     if context is None or context.num_replicas_in_sync == 1:
         return value
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _for_keras_reduction(results: dict) -> dict:
+    """Step results as Keras can reduce them under MultiWorkerMirroredStrategy.
+
+    Keras (3.15, TensorFlow backend) reduces each multi-worker step output with MEAN over
+    axis 0, which a scalar does not have: there, each result becomes a [1] vector (the
+    reduction returns the scalar mean over workers).
+    """
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return results
+    return {name: ops.reshape(value, (1,)) for name, value in results.items()}
 
 
 def _num_replicas():
@@ -111,6 +128,8 @@ class Distiller(keras.Model):
         self.stage = None
         self.loss_weights = None
         self.temperature = None
+        self.relation_heads = None
+        self.relation_pairs = []
         self._trackers = {}
 
     @staticmethod
@@ -134,6 +153,8 @@ class Distiller(keras.Model):
         temperature: float = 1.0,
         loss_weights: dict | None = None,
         jit_compile: bool = False,
+        relation_heads: int | None = None,
+        relation_layers: str | int = "last",
         **kwargs,
     ):
         """Configure a distillation stage.
@@ -143,8 +164,18 @@ class Distiller(keras.Model):
             stage: one of "general", "intermediate", "prediction", "joint".
             temperature: softening temperature of the prediction loss (> 0).
             loss_weights: overrides of the stage's default weights, keyed by "embedding",
-                "hidden", "attention", "prediction", "hard". A loss with weight 0 is skipped.
+                "hidden", "attention", "prediction", "hard", "relation". A loss with weight 0
+                is skipped. "relation" (off by default) is MiniLM-v2's self-attention
+                relation loss (`losses.relation_kl` over query-query, key-key and value-value
+                relations), which needs no equal head count or width.
             jit_compile: compile the train step with XLA.
+            relation_heads: relation heads of the relation loss; must divide both hidden
+                sizes (`losses.RelationHeadsError` otherwise). None: the greatest common
+                divisor of the two models' attention head counts.
+            relation_layers: which layers the relation loss pairs: "last" (MiniLM-v2: the
+                teacher's last layer with the student's last), a teacher layer number 1..N
+                (that layer with the student's last, as MiniLM-v2 does for large teachers),
+                or "layer_map" (every student layer with its teacher layer of `layer_map`).
             **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`).
         """
         if stage not in STAGES:
@@ -165,6 +196,7 @@ class Distiller(keras.Model):
         if not any(weights.values()):
             raise ValueError(f"All loss weights are 0 for stage {stage!r}: nothing to train.")
         self._check_attention_heads(weights)
+        self._configure_relation(weights, relation_heads, relation_layers)
         self.stage = stage
         self.temperature = float(temperature)
         self.loss_weights = weights
@@ -189,6 +221,30 @@ class Distiller(keras.Model):
                 "set `loss_weights={'attention': 0}`."
             )
 
+    def _configure_relation(self, weights, relation_heads, relation_layers):
+        """Validate the relation loss's options and store its (student, teacher) layer pairs."""
+        student, teacher = self.student.backbone, self.teacher.backbone
+        if relation_heads is None:
+            relation_heads = math.gcd(student.num_heads, teacher.num_heads)
+        if weights["relation"] > 0:
+            losses.check_relation_heads(
+                relation_heads, {"student": student.hidden_dim, "teacher": teacher.hidden_dim}
+            )
+        if relation_layers == "last":
+            pairs = [(student.num_layers, teacher.num_layers)]
+        elif relation_layers == "layer_map":
+            pairs = list(enumerate(self.teacher_layers, start=1))
+        elif (isinstance(relation_layers, int) and not isinstance(relation_layers, bool)
+              and 1 <= relation_layers <= teacher.num_layers):
+            pairs = [(student.num_layers, relation_layers)]
+        else:
+            raise ValueError(
+                f"Expected `relation_layers` to be one of {RELATION_LAYERS} or a teacher layer "
+                f"number in 1..{teacher.num_layers}. Received: relation_layers={relation_layers!r}"
+            )
+        self.relation_heads = int(relation_heads)
+        self.relation_pairs = pairs
+
     @property
     def metrics(self):
         trackers = list(self._trackers.values())
@@ -201,7 +257,7 @@ class Distiller(keras.Model):
 
     def _needs_intermediates(self):
         weights = self.loss_weights
-        return any(weights[name] > 0 for name in ("embedding", "hidden", "attention"))
+        return any(weights[name] > 0 for name in ("embedding", "hidden", "attention", "relation"))
 
     def _teacher_outputs(self, x):
         if self.loss_weights["prediction"] == 0 and not self._needs_intermediates():
@@ -211,11 +267,14 @@ class Distiller(keras.Model):
                 return {"logits": x[TEACHER_LOGITS]}
             inputs = {name: x[name] for name in MODEL_INPUTS}
             return {"logits": self.teacher(inputs, training=False)}
-        return forward_with_intermediates(self.teacher, x, training=False)
+        return forward_with_intermediates(self.teacher, x, training=False,
+                                          return_projections=self.loss_weights["relation"] > 0)
 
     def _student_outputs(self, x, training):
         if self._needs_intermediates():
-            return forward_with_intermediates(self.student, x, training=training)
+            return forward_with_intermediates(
+                self.student, x, training=training,
+                return_projections=self.loss_weights["relation"] > 0)
         inputs = {name: x[name] for name in MODEL_INPUTS}
         return {"logits": self.student(inputs, training=training)}
 
@@ -255,6 +314,8 @@ class Distiller(keras.Model):
                     )
                     for m, g in enumerate(self.teacher_layers, start=1)
                 )
+            if weights["relation"] > 0:
+                values["relation"] = self._relation_loss(mask, student_out, teacher_out)
         batch = _global_sum(ops.cast(ops.shape(mask)[0], "float32"))
         if weights["prediction"] > 0:
             if self.is_regression:
@@ -278,6 +339,17 @@ class Distiller(keras.Model):
                 values["hard"] = losses.hard_cross_entropy(student_out["logits"], y, batch)
         values["loss"] = sum(weights[name] * value for name, value in values.items())
         return values
+
+    def _relation_loss(self, mask, student_out, teacher_out):
+        """MiniLM-v2's relation loss: query-query, key-key and value-value KL divergences,
+        summed over the paired layers (`relation_layers`)."""
+        rows = _global_sum(losses.relation_entry_count(mask, self.relation_heads))
+        return sum(
+            losses.relation_kl(student_vectors, teacher_vectors, mask, self.relation_heads, rows)
+            for m, g in self.relation_pairs
+            for student_vectors, teacher_vectors in zip(student_out["projections"][m - 1],
+                                                        teacher_out["projections"][g - 1])
+        )
 
     @staticmethod
     def _project(projection, hidden):
@@ -314,7 +386,7 @@ class Distiller(keras.Model):
             self._trackers[key].update_state(value * replicas)
         if self._accuracy is not None and y is not None:
             self._accuracy.update_state(y, student_out["logits"])
-        return {metric.name: metric.result() for metric in self.metrics}
+        return _for_keras_reduction({metric.name: metric.result() for metric in self.metrics})
 
     def _unpack(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -323,6 +395,13 @@ class Distiller(keras.Model):
         if self.stage == "general":
             y = None
         return x, y
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TensorFlow backend) builds a model made under a strategy by averaging
+        # its first batch across replicas, which fails for dict features under
+        # MultiWorkerMirroredStrategy. Nothing here needs it: every part, the optimizer and
+        # the trackers are built by `__init__` and `compile`.
+        return
 
     def train_step(self, data):
         x, y = self._unpack(data)

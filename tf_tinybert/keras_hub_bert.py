@@ -263,13 +263,17 @@ def _masked_attention(scores, keep, attention_mask_value):
 
 
 def encoder_layer_forward(parts: EncoderLayerParts, x, padding_mask, training: bool = False,
-                          attention_mask_value: float | None = None):
+                          attention_mask_value: float | None = None,
+                          return_projections: bool = False):
     """One `TransformerEncoder` forward that also returns its pre-softmax attention scores.
 
     Returns `(output, scores)`: the layer's output [B, L, hidden], equal to the layer's own
     call, and QK^T / sqrt(head_dim) [B, heads, L, L] before the softmax and before masking.
     `attention_mask_value` replaces Keras' -1e9 at padded keys (see
-    `forward_with_intermediates`).
+    `forward_with_intermediates`). With `return_projections`, returns
+    `(output, scores, (query, key, value))`, each [B, L, hidden]: the self-attention's input
+    projections with the heads concatenated and the query not yet scaled (MiniLM-v2's
+    relation targets).
 
     Example:
     ```python
@@ -284,6 +288,8 @@ def encoder_layer_forward(parts: EncoderLayerParts, x, padding_mask, training: b
     query = parts.query(x)  # [batch, query, heads, head_dim]
     key = parts.key(x)
     value = parts.value(x)
+    if return_projections:
+        projections = tuple(_merge_heads(tensor) for tensor in (query, key, value))
     query = ops.multiply(query, ops.cast(parts.head_scale, query.dtype))
     scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
     probabilities = _masked_attention(scores, keep, attention_mask_value)
@@ -303,11 +309,20 @@ def encoder_layer_forward(parts: EncoderLayerParts, x, padding_mask, training: b
     x = x + residual
     if not parts.normalize_first:
         x = parts.feedforward_layer_norm(x)
+    if return_projections:
+        return x, scores, projections
     return x, scores
 
 
+def _merge_heads(tensor):
+    """[B, L, heads, head_dim] -> [B, L, heads * head_dim]."""
+    shape = ops.shape(tensor)
+    return ops.reshape(tensor, (shape[0], shape[1], tensor.shape[2] * tensor.shape[3]))
+
+
 def forward_with_intermediates(model, features: dict, training: bool = False,
-                               attention_mask_value: float | None = None) -> dict:
+                               attention_mask_value: float | None = None,
+                               return_projections: bool = False) -> dict:
     """Run a BERT classifier once, returning its logits and every intermediate.
 
     Returns a dict with:
@@ -316,7 +331,10 @@ def forward_with_intermediates(model, features: dict, training: bool = False,
       output (layer 0, after the embedding LayerNorm) and each transformer layer's output;
     - `"attention_scores"`: a list of num_layers tensors [batch, heads, seq, seq] holding the
       scaled dot products QK^T / sqrt(d) *before* the softmax and before any masking (the
-      TinyBERT target); padded positions hold unmasked values and must be masked by the loss.
+      TinyBERT target); padded positions hold unmasked values and must be masked by the loss;
+    - with `return_projections`, `"projections"`: a list of num_layers `(query, key, value)`
+      tuples, each [batch, seq, hidden] (heads concatenated, query unscaled), the inputs of
+      MiniLM-v2's self-attention relations, from the same single forward pass.
 
     `attention_mask_value` replaces Keras' -1e9 for padded keys before the softmax (the same
     probabilities for any value far below the real scores); full-integer TFLite export uses a
@@ -330,21 +348,20 @@ def forward_with_intermediates(model, features: dict, training: bool = False,
     """
     parts = bert_parts(model)
     outputs = backbone_with_intermediates(parts.backbone, features, training,
-                                          attention_mask_value)
-    x = outputs["sequence_output"]
+                                          attention_mask_value, return_projections)
+    x = outputs.pop("sequence_output")
     pooled = parts.pooler(x[:, parts.cls_token_index, :])
     pooled = parts.head_dropout(pooled, training=training)
-    logits = parts.head(pooled)
-    return {"logits": logits, "hidden_states": outputs["hidden_states"],
-            "attention_scores": outputs["attention_scores"]}
+    return {"logits": parts.head(pooled), **outputs}
 
 
 def backbone_with_intermediates(backbone: keras_hub.models.BertBackbone, features: dict,
                                 training: bool = False,
-                                attention_mask_value: float | None = None) -> dict:
+                                attention_mask_value: float | None = None,
+                                return_projections: bool = False) -> dict:
     """Run a `BertBackbone` once: `"sequence_output"` [batch, seq, hidden] (the last
-    layer's output, what per-token heads read), `"hidden_states"` and `"attention_scores"` as
-    `forward_with_intermediates` returns them.
+    layer's output, what per-token heads read), `"hidden_states"`, `"attention_scores"` and
+    (with `return_projections`) `"projections"` as `forward_with_intermediates` returns them.
 
     Example:
     ```python
@@ -356,10 +373,15 @@ def backbone_with_intermediates(backbone: keras_hub.models.BertBackbone, feature
     x = embed(embeddings, features, training)
     hidden_states = [x]
     attention_scores = []
+    projections = []
     for layer in layers:
-        x, scores = encoder_layer_forward(layer, x, features[PADDING_MASK], training,
-                                          attention_mask_value)
+        x, scores, *qkv = encoder_layer_forward(layer, x, features[PADDING_MASK], training,
+                                                attention_mask_value, return_projections)
         hidden_states.append(x)
         attention_scores.append(scores)
-    return {"sequence_output": x, "hidden_states": hidden_states,
-            "attention_scores": attention_scores}
+        projections.extend(qkv)
+    outputs = {"sequence_output": x, "hidden_states": hidden_states,
+               "attention_scores": attention_scores}
+    if return_projections:
+        outputs["projections"] = projections
+    return outputs

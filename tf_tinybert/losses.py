@@ -129,3 +129,89 @@ def hard_cross_entropy(logits, labels, normalizer=None):
     picked = ops.sum(ops.one_hot(labels, num_classes) * log_probabilities, axis=-1)
     count = _float32(ops.shape(logits)[0])
     return _divide(-ops.sum(picked), count, normalizer)
+
+
+class RelationHeadsError(ValueError):
+    """The relation-head count does not divide a model's hidden width (see `relation_kl`)."""
+
+
+def check_relation_heads(relation_heads: int, widths: dict) -> None:
+    """Raise `RelationHeadsError` unless `relation_heads` >= 1 divides every named width.
+
+    Example:
+    ```python
+    check_relation_heads(4, {"student": 128, "teacher": 384})  # fine
+    check_relation_heads(5, {"student": 128, "teacher": 384})  # RelationHeadsError
+    ```
+    """
+    if isinstance(relation_heads, bool) or not isinstance(relation_heads, int) \
+            or relation_heads < 1:
+        raise RelationHeadsError(
+            f"Expected `relation_heads` to be a positive integer. "
+            f"Received: relation_heads={relation_heads!r}"
+        )
+    bad = {role: width for role, width in widths.items() if width % relation_heads}
+    if bad:
+        divisors = sorted(d for d in range(1, min(widths.values()) + 1)
+                          if all(width % d == 0 for width in widths.values()))
+        raise RelationHeadsError(
+            f"Expected `relation_heads` to divide the hidden size of every model "
+            f"{dict(widths)}, but {relation_heads} does not divide "
+            + ", ".join(f"the {role}'s {width}" for role, width in bad.items())
+            + f". Received: relation_heads={relation_heads}; common divisors: {divisors}."
+        )
+
+
+def relation_entry_count(padding_mask, relation_heads: int):
+    """Number of (relation head, real query) rows of a self-attention relation, as float32."""
+    return token_count(padding_mask) * float(relation_heads)
+
+
+def _relation_log_probabilities(vectors, keep, relation_heads: int):
+    """Log-softmax of the scaled dot products of `vectors` split into relation heads.
+
+    [B, L, width] -> [B, relation_heads, L, L]; padded keys get probability 0.
+    """
+    shape = ops.shape(vectors)
+    width = int(vectors.shape[-1])
+    size = width // relation_heads
+    split = ops.reshape(_float32(vectors), (shape[0], shape[1], relation_heads, size))
+    split = ops.transpose(split, (0, 2, 1, 3))  # [B, R, L, size]
+    scores = ops.einsum("brqd,brkd->brqk", split, split) / (float(size) ** 0.5)
+    scores = ops.where(keep, scores, -1e9)
+    return ops.log_softmax(scores, axis=-1)
+
+
+def relation_kl(student_vectors, teacher_vectors, padding_mask, relation_heads: int,
+                normalizer=None):
+    """KL divergence between teacher and student self-attention relations (MiniLM-v2, eq. 8).
+
+    A relation of query (key, value) vectors X [batch, seq, width] is, per relation head r,
+    softmax(X_r X_r^T / sqrt(width / R)) over the real keys, with X_r the r-th of R equal
+    slices of the width. Teacher and student may differ in width and in head count: only
+    R must divide both widths. Returns sum over real queries and relation heads of
+    KL(teacher || student), divided by their count (see `relation_entry_count`).
+
+    Args:
+        student_vectors: [batch, seq, student_width], e.g. a layer's query projections with
+            the attention heads concatenated.
+        teacher_vectors: [batch, seq, teacher_width].
+        padding_mask: [batch, seq], 1 for real tokens.
+        relation_heads: R, a divisor of both widths.
+        normalizer: optional number of (relation head, real query) rows to divide by.
+
+    Example:
+    ```python
+    loss = relation_kl(student_query, teacher_query, features["padding_mask"], relation_heads=4)
+    ```
+    """
+    check_relation_heads(relation_heads, {"student": int(student_vectors.shape[-1]),
+                                          "teacher": int(teacher_vectors.shape[-1])})
+    mask = _float32(padding_mask)
+    keep = ops.greater(mask, 0.0)[:, None, None, :]
+    teacher_log = _relation_log_probabilities(teacher_vectors, keep, int(relation_heads))
+    student_log = _relation_log_probabilities(student_vectors, keep, int(relation_heads))
+    pair_mask = mask[:, None, :, None] * mask[:, None, None, :]
+    divergence = ops.exp(teacher_log) * (teacher_log - student_log) * pair_mask
+    return _divide(ops.sum(divergence), relation_entry_count(padding_mask, relation_heads),
+                   normalizer)

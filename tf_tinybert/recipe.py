@@ -328,6 +328,13 @@ def _new_student(run: Run, teacher):
     config = run.config
     keras.utils.set_random_seed(config.seed)
     student_config = config.student
+    if student_config.init not in ("random", "from_teacher"):
+        from tf_tinybert.general import classifier_from_preset
+
+        # A general-distilled student (a keras-hub preset folder).
+        return classifier_from_preset(student_config.init, config.task.num_classes,
+                                      dropout=student_config.dropout,
+                                      expected=student_config.backbone_config())
     if student_config.init == "from_teacher":
         backbone = teacher.backbone
         wanted = (student_config.hidden_dim, student_config.num_heads,
@@ -365,9 +372,8 @@ def _distill(run: Run, distiller: Distiller, stage: str, schedule, train_ds, dev
     return result.model
 
 
-def _weights(loss_weights) -> dict:
-    return {"embedding": loss_weights.embedding, "hidden": loss_weights.hidden,
-            "attention": loss_weights.attention}
+def _relation_options(stage) -> dict:
+    return {"relation_heads": stage.relation_heads, "relation_layers": stage.relation_layers}
 
 
 def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
@@ -392,12 +398,14 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
                 corpus_ds = tt_data.load(corpus, batch_size=stages.general.batch_size,
                                          seed=config.seed)
                 _distill(run, distiller, "general", stages.general, corpus_ds, None,
-                         loss_weights=_weights(stages.general.loss_weights))
+                         loss_weights=stages.general.loss_weights.as_dict(),
+                         **_relation_options(stages.general))
         if stages.intermediate.enabled:
             with run.stage("intermediate"):
                 train_ds = _dataset(run, train_dir, stages.intermediate.batch_size, training=True)
                 _distill(run, distiller, "intermediate", stages.intermediate, train_ds, dev_ds,
-                         loss_weights=_weights(stages.intermediate.loss_weights))
+                         loss_weights=stages.intermediate.loss_weights.as_dict(),
+                         **_relation_options(stages.intermediate))
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
         with run.stage("prediction"):
@@ -533,7 +541,7 @@ def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
     run.dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run.path("config.yaml"))
     source = resolve_source(config.teacher.source)
-    run.tokenizer = load_tokenizer(config.data.tokenizer or source)
+    run.tokenizer = load_tokenizer(resolve_source(config.data.tokenizer or source))
     strategy = make_strategy(config.training.strategy)
     with run.stage("data"):
         train_dir, dev_dir = prepare_data(run, run.tokenizer)

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_tinybert.distributed import is_chief
 from tf_tinybert.evaluation import steps_in
 
 STATE_FILE = "state.json"
@@ -118,9 +119,12 @@ class StepBackup(keras.callbacks.Callback):
             self.save()
 
     def save(self) -> pathlib.Path:
-        """Write a backup of the current state as `step-<N>/`, atomically."""
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        """Write a backup of the current state as `step-<N>/`, atomically (the chief only,
+        under a multi-worker strategy: the others hold the same mirrored state)."""
         final = self.backup_dir / f"step-{self.step}"
+        if not is_chief(getattr(self.model, "distribute_strategy", None)):
+            return final
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
         if (final / STATE_FILE).is_file():
             return final
         shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of that name
@@ -209,6 +213,14 @@ class _StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _input_workers(model) -> int:
+    """Workers of a MultiWorkerMirroredStrategy the model was made under (1 otherwise)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.extended._num_workers  # noqa: SLF001  (no public accessor)
+    return 1
+
+
 def fit_resumable(
     model: keras.Model,
     train_data: tf.data.Dataset,
@@ -280,8 +292,20 @@ def fit_resumable(
         if verbose and done:
             print(f"resuming at step {done} of {total} from {backup}", flush=True)
         stream = train_data.repeat()
+        workers = _input_workers(model)
+        if done % workers:
+            raise ValueError(
+                f"The backup {backup} is at step {done}, which is not a multiple of the "
+                f"{workers} workers: its position in the data cannot be restored. Back up "
+                "every multiple of the worker count (checkpoint_every)."
+            )
         if done:
-            stream = stream.skip(done)
+            # Under a multi-worker strategy each worker splits every batch of `train_data`
+            # (read from its own shards) into one per-worker batch per worker, after this
+            # skip: a batch here is `workers` steps there.
+            stream = stream.skip(done // workers)
+        if workers > 1 and checkpoint_every:
+            checkpoint_every = -(-checkpoint_every // workers) * workers
         stop = _StopAtStep(total, done)
         backup_callback = StepBackup(backup_dir, checkpoint_every, per_epoch, total, done)
         history = model.fit(
@@ -296,6 +320,6 @@ def fit_resumable(
         if verbose:
             print(f"trained {stop.ran} steps in this run (steps {done + 1} to {stop.step} of "
                   f"{total})", flush=True)
-    if not keep_backup:
+    if not keep_backup and is_chief(getattr(model, "distribute_strategy", None)):
         shutil.rmtree(backup_dir, ignore_errors=True)
     return history

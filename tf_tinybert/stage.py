@@ -205,6 +205,7 @@ def distill(
     temperature: float = 1.0,
     loss_weights: dict | None = None,
     verbose="auto",
+    **compile_options,
 ) -> StageResult:
     """Run one distillation stage of a `tf_tinybert.distiller.Distiller`; return the student.
 
@@ -223,6 +224,8 @@ def distill(
         schedule, training: as for `train_on_labels`.
         dev_data, metrics: labeled dev batches and metric names (prediction stage only).
         temperature, loss_weights: as `Distiller.compile` takes them.
+        **compile_options: further `Distiller.compile` options (`relation_heads`,
+            `relation_layers`).
 
     Example:
     ```python
@@ -241,7 +244,7 @@ def distill(
         optimizer=adamw(schedule.learning_rate, max(1, total), schedule.warmup,
                         schedule.weight_decay),
         stage=stage, temperature=temperature, loss_weights=loss_weights,
-        jit_compile=training.xla)
+        jit_compile=training.xla, **compile_options)
     keep = stage == "prediction" and dev_data is not None
     history = fit_stage(distiller, train_data, epochs=schedule.epochs, folder=folder, name=name,
                         training=training, max_steps=schedule.max_steps,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tf_tinybert.choices import STRATEGIES
+from tf_tinybert.distributed import multiworker_strategy
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     """A `tf.distribute` strategy by name: default, mirrored, multiworker or tpu.
 
-    "multiworker" reads the cluster from the TF_CONFIG environment variable and "tpu" connects
+    "multiworker" reads the cluster from the TF_CONFIG environment variable (and fails naming
+    a worker that does not answer, see `tf_tinybert.distributed`) and "tpu" connects
     to the TPU of the current Cloud TPU VM or Colab runtime, as TensorFlow documents.
 
     Example:
@@ -31,7 +33,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multiworker_strategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

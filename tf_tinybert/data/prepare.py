@@ -103,6 +103,13 @@ def _write_chunk(chunk, encoder, writer, skips) -> None:
         ))
 
 
+def _is_corpus(input, format) -> bool:
+    if format is not None:
+        return format == "text"
+    path = os.fspath(input)
+    return os.path.isdir(path) or os.path.splitext(path)[1].lower() == ".txt"
+
+
 def prepare(
     input: str | os.PathLike,
     tokenizer,
@@ -129,7 +136,10 @@ def prepare(
 
     Args:
         input: a `.tsv`, `.csv`, `.jsonl` or `.txt` file, or a tensorflow-datasets name
-            such as `"glue/sst2"` (downloaded on first use).
+            such as `"glue/sst2"` (downloaded on first use). With `unlabeled=True`, a plain
+            text corpus (a file or a folder of files) streams through
+            `tf_tinybert.data.corpus.prepare_corpus`: lines packed into sequences, long
+            lines split, never dropped.
         tokenizer: a preset name, a keras-hub or Hugging Face folder, or a `BertTokenizer`
             (see `tf_tinybert.tokenizers.load_tokenizer`).
         output: the directory to write; must not hold a data set unless `overwrite`.
@@ -180,6 +190,13 @@ def prepare(
                     labels="0,1")
     ```
     """
+    if unlabeled and _is_corpus(input, format):
+        # Plain text streams through the corpus packer: consecutive lines packed into
+        # sequences, long lines split rather than cut (see `tf_tinybert.data.corpus`).
+        from tf_tinybert.data.corpus import prepare_corpus
+
+        return prepare_corpus(input, tokenizer, output, max_sequence_length=max_sequence_length,
+                              shard_size=shard_size, overwrite=overwrite, verbose=verbose)
     if task is not None and task not in TASK_TYPES:
         raise ValueError(
             f"Expected `task` to be 'classification' or 'regression'. Received: task={task!r}"
