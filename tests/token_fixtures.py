@@ -70,7 +70,8 @@ def make_token_tasks(root: pathlib.Path) -> dict:
 
 
 def write_token_recipe(root: pathlib.Path, paths: dict, task: str, name: str,
-                       modes=("int8",), length: int = 24) -> pathlib.Path:
+                       modes=("int8",), teacher_export: bool = True, length: int = 24
+                       ) -> pathlib.Path:
     """A tiny recipe for task "conll2003" or "squad" on the files of `make_token_tasks`."""
     data_dir = paths["conll"] if task == "conll2003" else paths["squad"]
     task_value = task if task == "conll2003" else (
@@ -84,20 +85,21 @@ student: {{from: bert_4l_128h, name: tiny, num_layers: 1, hidden_dim: 8, num_hea
 output_dir: {root / name}
 seed: 0
 data: {{data_dir: {data_dir}, max_sequence_length: {length}, tokenizer: {paths['tokenizer']},
-        train_subset: 80}}
+        train_subset: 64}}
 teacher:
   source: {paths['teacher']}
-  finetune: {{epochs: 2, batch_size: 16, learning_rate: 3.0e-3, warmup: 0.0}}
+  finetune: {{epochs: 2, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
 distill:
-  intermediate: {{epochs: 1, batch_size: 16, learning_rate: 3.0e-3, warmup: 0.0}}
-  prediction: {{epochs: 1, batch_size: 16, learning_rate: 3.0e-3, warmup: 0.0}}
-baseline: {{batch_size: 16, learning_rate: 3.0e-3, warmup: 0.0}}
+  intermediate: {{epochs: 1, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
+  prediction: {{epochs: 1, batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
+baseline: {{batch_size: 32, learning_rate: 5.0e-3, warmup: 0.0}}
 export:
   modes: [{', '.join(modes)}]
+  teacher: {'true' if teacher_export else 'false'}
   sequence_length: {length}
   latency_runs: 2
   representative_examples: 16
-training: {{checkpoint_every_steps: 3, tensorboard: false}}
+training: {{checkpoint_every_steps: 2, tensorboard: false}}
 report: {{plots: false}}
 """, encoding="utf-8")
     return recipe
