@@ -5,10 +5,9 @@ and .tflite token models against scores computed here."""
 import json
 
 import keras
-import numpy as np
 import pytest
-from token_fixtures import make_token_tasks
 from tiny_models import tiny_tokenizer
+from token_fixtures import make_token_tasks
 
 from tf_tinybert.cli import main
 from tf_tinybert.data.token_records import load_token_records

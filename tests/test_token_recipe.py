@@ -103,3 +103,33 @@ def test_subsets_keep_whole_sentences_and_questions(tmp_path):
         for qa in p["qas"]}
     assert all(original[qa["id"]] == p["context"] for a in kept for p in a["paragraphs"]
                for qa in p["qas"])
+
+
+def test_a_student_from_the_teachers_layers_copies_them_and_the_head():
+    import keras
+    import numpy as np
+    from tiny_models import random_features, tiny_classifier
+
+    from tf_tinybert.config import StudentConfig
+    from tf_tinybert.token_models import BertTokenTagger, token_model_for
+    from tf_tinybert.token_recipe import new_token_student
+
+    backbone = tiny_classifier(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32,
+                               max_sequence_length=32, seed=3).backbone
+    teacher = token_model_for(backbone, "token_classification", num_classes=5)
+    config = StudentConfig("s", num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32,
+                           init="from_teacher", init_layers=(2,))
+    student = new_token_student(config, teacher, 16)
+    assert isinstance(student, BertTokenTagger) and student.num_classes == 5
+    for ours, theirs in ((student.backbone.transformer_layers[0], backbone.transformer_layers[1]),
+                         (student.output_dense, teacher.output_dense),
+                         (student.backbone.get_layer("token_embedding"),
+                          backbone.get_layer("token_embedding"))):
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    logits = keras.ops.convert_to_numpy(student(random_features(sequence_length=12)))
+    assert logits.shape == (4, 12, 5)
+    wrong = StudentConfig("w", num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
+                          init="from_teacher")
+    with pytest.raises(ValueError, match=r"must be the teacher's \(16, 2, 32\)"):
+        new_token_student(wrong, teacher, 16)
