@@ -9,6 +9,11 @@ exist, and a stage that was killed mid-training resumes from its last backup
 `training.checkpoint_every_steps` steps.
 `report.json` is rewritten after every stage.
 
+A task of a per-token shape (`task_type: token_classification` or `question_answering`,
+e.g. `configs/tasks/conll2003.yaml`, `squad.yaml`) runs the same stages through
+`tf_tinybert.token_recipe`, whose `TOKEN_SHAPES` table holds what differs (readers, heads,
+distiller, entity F1 / SQuAD scoring, exporter).
+
 Example:
 ```python
 from tf_tinybert.config import load_recipe
