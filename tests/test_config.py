@@ -63,11 +63,16 @@ GLUE_METRICS = {
     "qnli": ("accuracy",), "rte": ("accuracy",),
 }
 
+# The token tasks of issue 14: task type and metrics, the selection metric first.
+TOKEN_TASKS = {"conll2003": ("token_classification", ("f1", "precision", "recall")),
+               "squad": ("question_answering", ("f1", "exact_match"))}
+CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+
 
 def test_shipped_names_list_the_yaml_stems():
     assert cfg.shipped_names("students") == sorted(p.stem for p in (CONFIGS / "students").glob("*.yaml"))
     assert set(PAPER_STUDENTS) <= set(cfg.shipped_names("students"))
-    assert cfg.shipped_names("tasks") == sorted(GLUE_METRICS)
+    assert cfg.shipped_names("tasks") == sorted([*GLUE_METRICS, *TOKEN_TASKS])
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_STUDENTS))
@@ -333,3 +338,81 @@ def test_extra_dev_files_are_checked():
     with pytest.raises(cfg.ConfigError, match="tfds.extra_dev_splits"):
         cfg.TaskConfig(name="t", labels=("a", "b"), files=cfg.FilesConfig(extra_dev=("more.tsv",)),
                        tfds=cfg.TfdsConfig(name="glue/t"))
+
+
+def test_token_task_configs():
+    for name, (task_type, metrics) in TOKEN_TASKS.items():
+        task = cfg.load_task(name)
+        assert (task.task_type, task.metrics, task.is_token_task) == (task_type, metrics, True)
+        assert task.labels == () and task.tfds is None
+    conll = cfg.load_task("conll2003")
+    assert conll.tags == CONLL_TAGS and conll.num_classes == 9
+    assert (conll.files.train, conll.files.dev, conll.files.format) == ("train.txt", "valid.txt",
+                                                                        "conll")
+    assert conll.files.tag_column == -1
+    squad = cfg.load_task("squad")
+    assert (squad.files.train, squad.files.dev, squad.files.format) == ("train.json", "dev.json",
+                                                                        "squad")
+    assert (squad.max_sequence_length, squad.doc_stride, squad.max_answer_length) == (384, 128, 30)
+    assert squad.num_classes == 2 and squad.tags == ()
+    assert cfg.load_task("sst2").is_token_task is False
+
+
+TOKEN_TASK_HEAD = """\
+name: t
+task_type: token_classification
+tags: [O, B-PER, I-PER]
+metrics: [f1]
+files: {format: conll}
+"""
+
+
+@pytest.mark.parametrize("extra, key, reason", [
+    ("labels: [a, b]\n", "labels", "no labels for a token_classification task"),
+    ("metrics: [accuracy]\n", "metrics[0]", "one of ('f1', 'precision', 'recall')"),
+    ("tags: [B-PER, I-PER]\n", "tags", "\"O\" among them"),
+    ("tags: [O, PER]\n", "tags[1]", "IOB2 tag"),
+    ("tags: [O, B-PER, B-PER]\n", "tags", "distinct names"),
+    ("files: {format: squad}\n", "files.format", "one of ('conll', 'jsonl')"),
+    ("tfds: {name: conll2003}\n", "tfds", "no tfds fallback"),
+    ("tag: [O]\n", "tag", "unknown key 'tag'. Did you mean 'tags'?"),
+])
+def test_token_classification_task_checks(tmp_path, extra, key, reason):
+    # A later key replaces an earlier one (PyYAML), so `extra` overrides the head's value.
+    path = write(tmp_path, TOKEN_TASK_HEAD + extra, "task.yaml")
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_config(cfg.TaskConfig, path)
+    assert caught.value.key == key and reason in str(caught.value)
+    assert caught.value.file == str(path) and caught.value.line is not None
+
+
+@pytest.mark.parametrize("text, key, reason", [
+    ("task_type: question_answering\nmetrics: [f1]\ntags: [O, B-X]\nfiles: {format: squad}\n",
+     "tags", "no tags for a question_answering task"),
+    ("task_type: question_answering\nmetrics: [accuracy]\nfiles: {format: squad}\n",
+     "metrics[0]", "one of ('f1', 'exact_match')"),
+    ("task_type: question_answering\nmetrics: [f1]\nfiles: {format: conll}\n",
+     "files.format", "one of ('squad',)"),
+    ("task_type: question_answering\nmetrics: [f1]\nfiles: {format: squad}\n"
+     "max_sequence_length: 64\ndoc_stride: 64\n", "doc_stride", "fewer word pieces"),
+    ("labels: [a, b]\nmetrics: [exact_match]\n", "metrics[0]", "one of ('accuracy'"),
+    ("labels: [a, b]\ntags: [O, B-X]\n", "tags", "no tags for a classification task"),
+    ("labels: [a, b]\nmax_sequence_length: 64\n", "max_sequence_length", "null for a "
+     "classification task"),
+    ("labels: [a, b]\nfiles: {format: conll}\n", "files.format", "one of ('tsv', 'csv', 'jsonl')"),
+])
+def test_task_shapes_check_their_own_keys(tmp_path, text, key, reason):
+    path = write(tmp_path, "name: t\n" + text, "task.yaml")
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_config(cfg.TaskConfig, path)
+    assert caught.value.key == key and reason in str(caught.value), str(caught.value)
+
+
+def test_token_recipes_resolve_their_tasks_and_override_lengths():
+    ner = cfg.load_recipe(CONFIGS / "recipes" / "conll2003_minilm.yaml")
+    assert ner.task.task_type == "token_classification" and ner.task.primary_metric == "f1"
+    assert ner.data.data_dir and ner.data.train_subset
+    qa = cfg.load_recipe(CONFIGS / "recipes" / "squad_minilm.yaml",
+                         ["task.max_sequence_length=192", "task.doc_stride=64"])
+    assert (qa.task.max_sequence_length, qa.task.doc_stride) == (192, 64)
+    assert qa.task.metrics == ("f1", "exact_match")

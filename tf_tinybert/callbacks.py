@@ -90,6 +90,10 @@ class BestModelKeeper(keras.callbacks.Callback):
         metrics: metric names; the first selects.
         target: picks the model to evaluate and save from the trained one; by default its
             `student` (for a `Distiller`) or the model itself.
+        evaluate: `evaluate(model, data) -> scores` for models that are not sentence
+            classifiers (e.g. entity F1 of a tagger, `tf_tinybert.token_evaluation`); the
+            scores must hold the first of `metrics`. By default the predictions of
+            `model` on `data` are scored with `tf_tinybert.metrics`.
 
     Example:
     ```python
@@ -100,7 +104,8 @@ class BestModelKeeper(keras.callbacks.Callback):
     """
 
     def __init__(self, data, path: str | os.PathLike, metrics: Sequence[str] = ("accuracy",),
-                 target: Callable[[keras.Model], keras.Model] | None = None):
+                 target: Callable[[keras.Model], keras.Model] | None = None,
+                 evaluate: Callable[[keras.Model, object], dict] | None = None):
         super().__init__()
         if not str(path).endswith(".keras"):
             raise ValueError(f"Expected a `.keras` path for the best model. Received: {path}")
@@ -108,6 +113,7 @@ class BestModelKeeper(keras.callbacks.Callback):
         self.path = pathlib.Path(path)
         self.metrics = tuple([metrics] if isinstance(metrics, str) else metrics)
         self.target = target or _default_target
+        self.evaluate = evaluate
         self.best: dict | None = None
 
     @property
@@ -124,10 +130,19 @@ class BestModelKeeper(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.target(self.model)
-        predictions, labels = predict_with_labels(model, self.data)
-        scores = compute_metrics(self.metrics, predictions, labels)
+        if self.evaluate is None:
+            predictions, labels = predict_with_labels(model, self.data)
+            scores = compute_metrics(self.metrics, predictions, labels)
+        else:
+            scores = self.evaluate(model, self.data)
+            if self.monitor not in scores:
+                raise ValueError(f"The evaluation returned {sorted(scores)}, without the "
+                                 f"metric {self.monitor!r} that selects the best model.")
         if logs is not None:
-            logs.update({f"dev_{name}": value for name, value in scores.items()})
+            # Numbers only (CSV and TensorBoard); nested scores such as per-type F1 stay in
+            # the best model's .json.
+            logs.update({f"dev_{name}": value for name, value in scores.items()
+                         if isinstance(value, (int, float)) and name in self.metrics})
         value = scores[self.monitor]
         if self.best is None or value > self.best[self.monitor]:
             self.best = {**scores, "epoch": epoch + 1}
@@ -164,6 +179,7 @@ def stage_callbacks(
     dev_data=None,
     metrics: Sequence[str] = ("accuracy",),
     target: Callable[[keras.Model], keras.Model] | None = None,
+    evaluate: Callable[[keras.Model, object], dict] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one training stage, in the order they must run.
 
@@ -176,7 +192,7 @@ def stage_callbacks(
         folder: the run folder.
         stage: stage name, used in file names ("teacher", "intermediate", ...).
         training: a `tf_tinybert.config.TrainingConfig` (or None for the defaults).
-        dev_data, metrics, target: see `BestModelKeeper`.
+        dev_data, metrics, target, evaluate: see `BestModelKeeper`.
 
     Example:
     ```python
@@ -187,6 +203,6 @@ def stage_callbacks(
     callbacks: list[keras.callbacks.Callback] = [StopOnNaN()]
     if dev_data is not None:
         callbacks.append(BestModelKeeper(dev_data, folder / f"best_{stage}.keras", metrics,
-                                         target))
+                                         target, evaluate))
     tensorboard = True if training is None else training.tensorboard
     return callbacks + logging_callbacks(folder / "logs", stage, tensorboard)

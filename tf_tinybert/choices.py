@@ -19,12 +19,22 @@ DATA_TASKS = (*TASK_TYPES, "unlabeled")
 TOKEN_CLASSIFICATION = "token_classification"
 QUESTION_ANSWERING = "question_answering"
 TOKEN_TASK_TYPES = (TOKEN_CLASSIFICATION, QUESTION_ANSWERING)
+# Every task type a task config may name.
+ALL_TASK_TYPES = (*TASK_TYPES, *TOKEN_TASK_TYPES)
+# The metrics each token task shape reports (fractions); a task config picks from these.
+TOKEN_METRICS = {TOKEN_CLASSIFICATION: ("f1", "precision", "recall"),
+                 QUESTION_ANSWERING: ("f1", "exact_match")}
 
 # Files a task config reads; `prepare` also reads plain text (one passage per line) and tfds.
 # Files with columns, and maybe a header line (GLUE's CoLA has none).
 TABLE_FORMATS = ("tsv", "csv")
 FILE_FORMATS = (*TABLE_FORMATS, "jsonl")
 INPUT_FORMATS = (*FILE_FORMATS, "text", "tfds")
+# Files of the token task shapes: CoNLL columns or JSONL {"tokens", "tags"} (tagging), SQuAD
+# v1.1 JSON (answer spans), keyed by task type.
+TOKEN_FILE_FORMATS = {TOKEN_CLASSIFICATION: ("conll", "jsonl"), QUESTION_ANSWERING: ("squad",)}
+# `prepare --format` for the token shapes (tagged JSONL is `--format jsonl --tags ...`).
+TOKEN_INPUT_FORMATS = ("conll", "squad")
 
 # How a student's weights start: random, or copied from the teacher's layers.
 STUDENT_INITS = ("random", "from_teacher")

@@ -10,7 +10,14 @@ import json
 import os
 import sys
 
-from tf_tinybert.choices import EXPORT_MODES, INPUT_FORMATS, PIPELINE_STAGES, STRATEGIES, TASK_TYPES
+from tf_tinybert.choices import (
+    EXPORT_MODES,
+    INPUT_FORMATS,
+    PIPELINE_STAGES,
+    STRATEGIES,
+    TASK_TYPES,
+    TOKEN_INPUT_FORMATS,
+)
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -90,9 +97,41 @@ def _save(model, path: str) -> None:
 # ----------------------------------------------------------------------------- commands
 
 
+def _prepare_tokens(args) -> int:
+    """`prepare` for NER (CoNLL, tagged JSONL) and SQuAD files: a token-task folder."""
+    from tf_tinybert.config import load_task
+    from tf_tinybert.data.prepare_tokens import prepare_squad, prepare_tagging
+    from tf_tinybert.teachers import resolve_source
+
+    if os.path.exists(os.path.join(args.output, "summary.json")) and not args.overwrite:
+        raise ValueError(f"{args.output} holds prepared data already; pass --overwrite to "
+                         "replace it.")
+    tokenizer = resolve_source(args.tokenizer)
+    if args.format == "squad":
+        summary = prepare_squad(args.input, tokenizer, args.output,
+                                sequence_length=args.max_sequence_length,
+                                stride=args.doc_stride, skip_bad_rows=args.skip_bad_rows)
+        written = f"{summary['questions']} questions ({summary['windows']} windows)"
+    else:
+        tags = _split_list(args.tags) or list(load_task("conll2003").tags)
+        summary = prepare_tagging(args.input, tokenizer, args.output, label_names=tags,
+                                  sequence_length=args.max_sequence_length, format=args.format,
+                                  tag_column=args.tag_column, skip_bad_rows=args.skip_bad_rows)
+        written = f"{summary['sentences']} sentences ({summary['windows']} windows)"
+    print(f"wrote {written} to {args.output}")
+    if summary["skipped_rows"]:
+        print(f"skipped {summary['skipped_rows']} malformed rows:")
+        for row in summary["skipped_examples"]:
+            print(f"  {row['where']}: {row['reason']}")
+    return 0
+
+
 def cmd_prepare(args) -> int:
     from tf_tinybert.data import prepare
     from tf_tinybert.teachers import resolve_source
+
+    if args.format in TOKEN_INPUT_FORMATS or (args.format == "jsonl" and args.tags):
+        return _prepare_tokens(args)
 
     manifest = prepare(
         input=args.input, tokenizer=resolve_source(args.tokenizer), output=args.output, format=args.format,
@@ -137,15 +176,53 @@ def _labeled_data(args, batch_size):
     return manifest, train, dev
 
 
+def _token_data(args, batch_size):
+    """(task, train, dev, evaluate) of prepared token folders (`prepare --format conll|squad`);
+    `evaluate` scores a model on dev (entity F1, SQuAD EM/F1)."""
+    from tf_tinybert import token_recipe
+
+    task = token_recipe.token_task_of(args.train)
+    train = token_recipe.load_token_data(args.train, batch_size, training=True, seed=args.seed)
+    dev = evaluate = None
+    if args.dev:
+        if token_recipe.token_task_of(args.dev) != task:
+            raise ValueError(f"--dev {args.dev} is not prepared for the {task} task of "
+                             f"--train {args.train}.")
+        dev = token_recipe.load_token_data(args.dev, 64, training=False)
+        evaluate = token_recipe.token_evaluator(args.dev)
+    return task, train, dev, evaluate
+
+
+def _finetune_token_teacher(args, schedule, training) -> int:
+    from tf_tinybert import token_recipe
+    from tf_tinybert.choices import TOKEN_CLASSIFICATION, TOKEN_METRICS
+    from tf_tinybert.stage import finetune_teacher
+    from tf_tinybert.strategies import make_strategy
+
+    task, train, dev, evaluate = _token_data(args, schedule.batch_size)
+    labels = token_recipe.read_summary(args.train).get("labels")
+    with make_strategy(training.strategy).scope():
+        teacher = token_recipe.load_token_teacher(
+            args.teacher, task, len(labels) if task == TOKEN_CLASSIFICATION else None)
+        result = finetune_teacher(teacher, train, folder=_logs_dir(args), schedule=schedule,
+                                  training=training, dev_data=dev, metrics=TOKEN_METRICS[task],
+                                  evaluate=evaluate)
+    _save(result.model, args.output)
+    return 0
+
+
 def cmd_finetune_teacher(args) -> int:
     from tf_tinybert.config import FinetuneConfig
     from tf_tinybert.evaluation import default_metrics
     from tf_tinybert.stage import finetune_teacher
     from tf_tinybert.strategies import make_strategy
     from tf_tinybert.teachers import load_teacher
+    from tf_tinybert.token_recipe import token_task_of
 
     schedule, training = _config_from(FinetuneConfig, args), _training_config(args)
     _set_numerics(args, training)
+    if token_task_of(args.train):
+        return _finetune_token_teacher(args, schedule, training)
     manifest, train, dev = _labeled_data(args, schedule.batch_size)
     with make_strategy(training.strategy).scope():
         teacher = load_teacher(args.teacher, num_classes=manifest.num_classes)
@@ -199,15 +276,61 @@ def _loss_weights(args):
     return LossWeights(**given) if given else None
 
 
+def _distill_tokens(args, stage, training) -> int:
+    import keras
+
+    from tf_tinybert import token_recipe
+    from tf_tinybert.choices import TOKEN_METRICS
+    from tf_tinybert.config import load_student
+    from tf_tinybert.stage import distill
+    from tf_tinybert.strategies import make_strategy
+
+    if args.stage == "general":
+        raise ValueError("--stage general distils on unlabeled text (a sentence-task folder); "
+                         f"{args.train} holds token-task data.")
+    task, train, dev, evaluate = _token_data(args, stage.batch_size)
+    shape = token_recipe.TOKEN_SHAPES[task]
+    if not args.teacher.endswith(".keras"):
+        raise ValueError(f"--teacher {args.teacher}: distilling a {task} student needs the "
+                         "teacher fine-tuned on the task (the .keras of finetune-teacher).")
+    with make_strategy(training.strategy).scope():
+        teacher = token_recipe.load_token_teacher(args.teacher, task)
+        if not isinstance(teacher, shape.model_class):
+            raise ValueError(f"--teacher {args.teacher} is a {type(teacher).__name__}, not the "
+                             f"{shape.model_class.__name__} of a {task} task.")
+        if args.student.endswith(".keras"):
+            student = keras.saving.load_model(args.student, compile=False)
+        else:
+            length = (args.max_sequence_length
+                      or token_recipe.read_summary(args.train)["sequence_length"])
+            student = token_recipe.new_token_student(load_student(args.student), teacher, length)
+        prediction = args.stage == "prediction"
+        layer_map = getattr(stage, "layer_map", "uniform")
+        distiller = shape.distiller(
+            teacher=teacher, student=student,
+            layer_map=layer_map if isinstance(layer_map, str) else list(layer_map))
+        result = distill(
+            distiller, train, stage=args.stage, folder=_logs_dir(args), schedule=stage,
+            training=training, dev_data=dev, metrics=TOKEN_METRICS[task],
+            temperature=stage.temperature if prediction else 1.0,
+            loss_weights={"hard": stage.hard_label_weight} if prediction else None,
+            evaluate=evaluate)
+    _save(result.model, args.output)
+    return 0
+
+
 def cmd_distill(args) -> int:
     from tf_tinybert.distiller import Distiller
     from tf_tinybert.evaluation import default_metrics
     from tf_tinybert.stage import distill
     from tf_tinybert.strategies import make_strategy
     from tf_tinybert.teachers import load_teacher
+    from tf_tinybert.token_recipe import token_task_of
 
     stage, training = _stage_config(args), _training_config(args)
     _set_numerics(args, training)
+    if token_task_of(args.train):
+        return _distill_tokens(args, stage, training)
     _, train, dev = _labeled_data(args, stage.batch_size)
     with make_strategy(training.strategy).scope():
         teacher = load_teacher(args.teacher)
@@ -236,10 +359,40 @@ def cmd_distill(args) -> int:
     return 0
 
 
+def _evaluate_tokens(args, task: str) -> int:
+    """Entity F1 (overall and per type) or SQuAD EM/F1 of a token model on prepared data."""
+    from tf_tinybert import token_recipe
+
+    if args.model.endswith(".tflite"):
+        from tf_tinybert.export.token_export import TfliteTokenModel
+
+        model = TfliteTokenModel(args.model)
+        summary = token_recipe.read_summary(args.data)
+        if model.labels is not None and list(model.labels) != list(summary.get("labels", [])):
+            raise ValueError(f"{args.model} tags {model.labels}, but {args.data} was prepared "
+                             f"with {summary.get('labels')}.")
+    else:
+        import keras
+
+        model = keras.saving.load_model(args.model, compile=False)
+    model_task = getattr(model, "task", None)
+    if model_task != task:
+        raise ValueError(f"{args.model} is a {model_task or 'sentence'} model, but {args.data} "
+                         f"holds {task} data.")
+    dataset = token_recipe.load_token_data(args.data, 64, training=False)
+    evaluate = token_recipe.token_evaluator(args.data, args.max_answer_length)
+    print(json.dumps(token_recipe.summarize_scores(task, evaluate(model, dataset)), indent=2))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from tf_tinybert.config import load_task
     from tf_tinybert.data import load, read_manifest
+    from tf_tinybert.token_recipe import token_task_of
 
+    task = token_task_of(args.data)
+    if task:
+        return _evaluate_tokens(args, task)
     manifest = read_manifest(args.data)
     metrics = _split_list(args.metrics) or (load_task(args.task).metrics if args.task else
                                              (["pearson", "spearman"] if manifest.num_classes == 1
@@ -334,14 +487,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="TinyBERT distillation of keras-hub BERT classifiers, exported to TFLite.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("prepare", help="text (TSV/CSV/JSONL/tfds/corpus) -> TFRecords")
-    p.add_argument("--input", required=True, help="a .tsv/.csv/.jsonl/.txt file or a tfds name "
-                                                  "such as glue/sst2")
+    p = commands.add_parser(
+        "prepare", help="text (TSV/CSV/JSONL/tfds/corpus, CoNLL, SQuAD) -> TFRecords",
+        description="Tokenise a file into a prepared folder. Sentence tasks: TSV/CSV/JSONL/"
+                    "tfds/plain text. NER: --format conll (token per line, blank line between "
+                    "sentences, the tag in --tag-column) or --format jsonl --tags ... "
+                    '({"tokens": [...], "tags": [...]} lines). QA: --format squad (SQuAD v1.1 '
+                    "JSON; contexts cut into windows every --doc-stride pieces). A malformed "
+                    "row stops with its file:line (or JSON path) unless --skip-bad-rows.")
+    p.add_argument("--input", required=True, help="a .tsv/.csv/.jsonl/.txt/.json file or a tfds "
+                                                  "name such as glue/sst2")
     p.add_argument("--tokenizer", required=True,
                    help="keras-hub preset name, keras-hub preset folder or Hugging Face folder")
     p.add_argument("--output", required=True, help="folder to write shards and manifest.json to")
-    p.add_argument("--format", choices=INPUT_FORMATS, default=None,
-                   help="input format (default: from the extension)")
+    p.add_argument("--format", choices=(*INPUT_FORMATS, *TOKEN_INPUT_FORMATS), default=None,
+                   help="input format (default: from the extension); conll or squad for the "
+                        "NER and QA tasks")
+    p.add_argument("--tags", default=None, metavar="O,B-PER,...",
+                   help="NER: tag names in id order (default for conll: CoNLL-2003's nine, "
+                        "configs/tasks/conll2003.yaml); with --format jsonl, reads tagged JSONL")
+    p.add_argument("--tag-column", type=int, default=-1,
+                   help="conll: the white-space column holding the tag, as a Python index "
+                        "(default -1, the last; column 0 is the token)")
+    p.add_argument("--doc-stride", type=int, default=128,
+                   help="squad: word pieces between the starts of two windows of a context")
     p.add_argument("--text-column", default=None, help="column of the text (default sentence)")
     p.add_argument("--text-pair-column", default=None, help="column of the second text")
     p.add_argument("--label-column", default="label", help="column of the label")
@@ -357,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=10000, help="records per shard")
     p.add_argument("--unlabeled", action="store_true", help="no labels (general distillation)")
     p.add_argument("--skip-bad-rows", action="store_true",
-                   help="skip malformed rows (counted and listed in the manifest)")
+                   help="skip malformed rows (counted and listed in the manifest or, for "
+                        "conll/squad, summary.json and the output)")
     p.add_argument("--split", default="train", help="tfds split (default train)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_prepare)
@@ -381,7 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_cache_teacher)
 
-    p = commands.add_parser("finetune-teacher", help="fine-tune a BERT teacher on a task")
+    p = commands.add_parser(
+        "finetune-teacher", help="fine-tune a BERT teacher on a task",
+        description="Fine-tune a teacher on a prepared folder. On NER or SQuAD folders the "
+                    "teacher gets a per-token tag or answer-span head and the best epoch by "
+                    "entity F1 / SQuAD F1 on --dev is kept.")
     p.add_argument("--teacher", required=True,
                    help="keras-hub preset, preset folder, Hugging Face folder or .keras")
     p.add_argument("--train", required=True, help="prepared training folder")
@@ -390,7 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.set_defaults(func=cmd_finetune_teacher)
 
-    p = commands.add_parser("distill", help="one TinyBERT distillation stage")
+    p = commands.add_parser(
+        "distill", help="one TinyBERT distillation stage",
+        description="One distillation stage. On NER or SQuAD folders the teacher is a "
+                    "fine-tuned tagger or span extractor (.keras) and the student gets the same "
+                    "head; the prediction stage keeps the best student by entity F1 / SQuAD F1.")
     p.add_argument("--stage", required=True, choices=PIPELINE_STAGES)
     p.add_argument("--teacher", required=True, help="fine-tuned teacher (.keras or folder)")
     p.add_argument("--student", required=True,
@@ -420,9 +598,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.set_defaults(func=cmd_distill)
 
-    p = commands.add_parser("evaluate", help="task metrics of a .keras or .tflite model")
-    p.add_argument("--model", required=True, help=".keras classifier or .tflite export")
+    p = commands.add_parser(
+        "evaluate", help="task metrics of a .keras or .tflite model",
+        description="Score a model on a prepared labeled folder. Sentence tasks: the task's "
+                    "metrics. NER folders: entity-level micro F1, precision and recall, and "
+                    "the same per entity type. SQuAD folders: exact match and F1 as the "
+                    "official v1.1 script computes them.")
+    p.add_argument("--model", required=True,
+                   help=".keras model (classifier, tagger or span extractor) or .tflite export")
     p.add_argument("--data", required=True, help="prepared labeled folder")
+    p.add_argument("--max-answer-length", type=int, default=30,
+                   help="QA: the longest answer decoded, in word pieces (default 30)")
     p.add_argument("--task", default=None, help="GLUE task name for its metrics, e.g. mrpc")
     p.add_argument("--metrics", default=None, help="comma-separated metric names")
     p.set_defaults(func=cmd_evaluate)

@@ -47,13 +47,18 @@ import yaml
 
 from tf_tinybert.atomic import write_text
 from tf_tinybert.choices import (
+    ALL_TASK_TYPES,
     EXPORT_MODES,
     FILE_FORMATS,
     LAYER_MAPS,
+    QUESTION_ANSWERING,
     RELATION_LAYERS,
     STRATEGIES,
     STUDENT_INITS,
-    TASK_TYPES,
+    TOKEN_CLASSIFICATION,
+    TOKEN_FILE_FORMATS,
+    TOKEN_METRICS,
+    TOKEN_TASK_TYPES,
 )
 from tf_tinybert.metrics import METRICS, REGRESSION_METRICS
 
@@ -117,7 +122,10 @@ class FilesConfig:
 
     Args:
         train, dev: file names (relative to `data.data_dir`).
-        format: "tsv", "csv" or "jsonl".
+        format: "tsv", "csv" or "jsonl"; for the token tasks "conll" or "jsonl" (tagging,
+            `{"tokens": [...], "tags": [...]}` lines) and "squad" (SQuAD v1.1 JSON).
+        tag_column: CoNLL files: the white-space column holding the tag (Python index, -1 the
+            last; column 0 is the token).
         header: whether the first line names the columns; header-less files (CoLA) list
             them in `column_names`.
         column_names: column names of a header-less file, in order.
@@ -139,9 +147,11 @@ class FilesConfig:
     text_pair_column: str | None = None
     label_column: str = "label"
     label_values: tuple[str, ...] | None = None
+    tag_column: int = -1
 
     def __post_init__(self):
-        _check_choice(self.format, "format", FILE_FORMATS)
+        token_formats = {name for names in TOKEN_FILE_FORMATS.values() for name in names}
+        _check_choice(self.format, "format", tuple(dict.fromkeys((*FILE_FORMATS, *token_formats))))
         _check(self.header or bool(self.column_names), "column_names",
                "the column names of a file without a header (header: false)", self.column_names)
         _check(self.format != "jsonl" or (self.header and not self.column_names), "header",
@@ -183,31 +193,65 @@ class TfdsConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """A classification or regression task (`configs/tasks/*.yaml`).
+    """A task (`configs/tasks/*.yaml`): sentence classification or regression, or one of the
+    per-token shapes, tagging ("token_classification", NER) and answer spans
+    ("question_answering", SQuAD).
 
     Args:
         name: task name, e.g. "sst2".
-        task_type: "classification" or "regression".
-        labels: class names in class-id order (classification); empty for regression.
-        metrics: metric names from `tf_tinybert.metrics.METRICS`; the first selects models.
+        task_type: one of `tf_tinybert.choices.ALL_TASK_TYPES`.
+        labels: class names in class-id order (classification); empty otherwise.
+        tags: token_classification only: the tag names in tag-id order, "O" and IOB2 tags
+            ("B-PER", "I-PER", ...).
+        metrics: metric names from `tf_tinybert.metrics.METRICS` (sentence tasks) or
+            `tf_tinybert.choices.TOKEN_METRICS[task_type]`; the first selects models.
         files: layout of local files (see `FilesConfig`).
-        tfds: optional TensorFlow Datasets fallback (see `TfdsConfig`).
+        tfds: optional TensorFlow Datasets fallback (sentence tasks only; see `TfdsConfig`).
+        max_sequence_length: token tasks only: the input length this task is prepared,
+            trained and exported at,
+            overriding the recipe's `data.max_sequence_length` and `export.sequence_length`
+            (SQuAD's question + context windows: 384); None keeps the recipe's.
+        doc_stride: question_answering: word pieces between the starts of two overlapping
+            windows of a long context.
+        max_answer_length: question_answering: the longest answer, in word pieces, that
+            decoding may return.
 
     Example:
     ```python
     TaskConfig(name="sst2", labels=("negative", "positive")).num_classes  # 2
+    TaskConfig(name="ner", task_type="token_classification", tags=("O", "B-PER", "I-PER"),
+               metrics=("f1",), files=FilesConfig(format="conll")).num_classes  # 3
     ```
     """
 
     name: str
     task_type: str = "classification"
     labels: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("accuracy",)
     files: FilesConfig = field(default_factory=FilesConfig)
     tfds: TfdsConfig | None = None
+    max_sequence_length: int | None = None
+    doc_stride: int = 128
+    max_answer_length: int = 30
 
     def __post_init__(self):
-        _check_choice(self.task_type, "task_type", TASK_TYPES)
+        _check_choice(self.task_type, "task_type", ALL_TASK_TYPES)
+        _check(bool(self.metrics), "metrics", "at least one metric", self.metrics)
+        _check_positive(self.max_sequence_length, "max_sequence_length", allow_none=True)
+        _check(self.max_sequence_length is None or self.max_sequence_length >= 3,
+               "max_sequence_length", "at least 3 ([CLS], a token, [SEP])",
+               self.max_sequence_length)
+        _check_positive(self.doc_stride, "doc_stride")
+        _check_positive(self.max_answer_length, "max_answer_length")
+        if self.task_type in TOKEN_TASK_TYPES:
+            self._check_token_task()
+            return
+        _check(not self.tags, "tags", f"no tags for a {self.task_type} task (tags are for "
+               f"{TOKEN_CLASSIFICATION})", self.tags)
+        _check(self.max_sequence_length is None, "max_sequence_length",
+               f"null for a {self.task_type} task (its length is the recipe's "
+               "data.max_sequence_length)", self.max_sequence_length)
         regression = self.task_type == "regression"
         if regression:
             _check(not self.labels, "labels", "no labels for a regression task", self.labels)
@@ -215,7 +259,7 @@ class TaskConfig:
             _check(len(self.labels) >= 2, "labels", "at least two class names", self.labels)
             _check(len(set(self.labels)) == len(self.labels), "labels", "distinct names",
                    self.labels)
-        _check(bool(self.metrics), "metrics", "at least one metric", self.metrics)
+        _check_choice(self.files.format, "files.format", FILE_FORMATS)
         allowed = REGRESSION_METRICS if regression else tuple(
             name for name in METRICS if name not in REGRESSION_METRICS
         )
@@ -233,9 +277,47 @@ class TaskConfig:
             _check(len(values) == len(self.labels), "files.label_values",
                    f"one value per label ({len(self.labels)})", values)
 
+    def _check_token_task(self) -> None:
+        kind = self.task_type
+        _check(not self.labels, "labels",
+               f"no labels for a {kind} task" + (" (its tag names go in `tags`)"
+                                                 if kind == TOKEN_CLASSIFICATION else ""),
+               self.labels)
+        if kind == TOKEN_CLASSIFICATION:
+            tags = self.tags
+            _check(len(tags) >= 2 and "O" in tags, "tags",
+                   "at least two tag names, \"O\" among them", tags)
+            _check(len(set(tags)) == len(tags), "tags", "distinct names", tags)
+            for index, tag in enumerate(tags):
+                _check(tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2),
+                       f"tags[{index}]", "\"O\" or an IOB2 tag such as \"B-PER\"", tag)
+        else:
+            _check(not self.tags, "tags", f"no tags for a {kind} task", self.tags)
+        for index, name in enumerate(self.metrics):
+            _check_choice(name, f"metrics[{index}]", TOKEN_METRICS[kind])
+        _check_choice(self.files.format, "files.format", TOKEN_FILE_FORMATS[kind])
+        _check(self.tfds is None, "tfds", f"no tfds fallback for a {kind} task (local files "
+               "only)", self.tfds)
+        _check(not self.files.extra_dev, "files.extra_dev",
+               f"no extra dev files for a {kind} task", self.files.extra_dev)
+        if kind == QUESTION_ANSWERING and self.max_sequence_length is not None:
+            _check(self.doc_stride < self.max_sequence_length, "doc_stride",
+                   f"fewer word pieces than max_sequence_length ({self.max_sequence_length})",
+                   self.doc_stride)
+
+    @property
+    def is_token_task(self) -> bool:
+        """Whether the task has an output per word piece (tagging or answer spans)."""
+        return self.task_type in TOKEN_TASK_TYPES
+
     @property
     def num_classes(self) -> int:
-        """Outputs of the classifier head: the number of labels, or 1 for regression."""
+        """Outputs of the head per input (sentence tasks) or per word piece: the number of
+        labels, 1 for regression, the number of tags for tagging, 2 (start, end) for spans."""
+        if self.task_type == TOKEN_CLASSIFICATION:
+            return len(self.tags)
+        if self.task_type == QUESTION_ANSWERING:
+            return 2
         return 1 if self.task_type == "regression" else len(self.labels)
 
     @property
@@ -327,6 +409,8 @@ class DataConfig:
         max_sequence_length: tokens per example, [CLS] and [SEP] included.
         bucket_by_length: batch examples of similar length together (faster on CPU).
         tokenizer: tokenizer preset or folder; None uses the teacher's.
+        skip_bad_rows: token tasks: skip malformed sentences / questions (counted and listed
+            in the prepared folder's summary.json and the report) instead of stopping.
     """
 
     data_dir: str | None = None
@@ -336,6 +420,7 @@ class DataConfig:
     max_sequence_length: int = 128
     bucket_by_length: bool = True
     tokenizer: str | None = None
+    skip_bad_rows: bool = False
 
     def __post_init__(self):
         _check_positive(self.train_subset, "train_subset", allow_none=True)

@@ -9,6 +9,11 @@ exist, and a stage that was killed mid-training resumes from its last backup
 `training.checkpoint_every_steps` steps.
 `report.json` is rewritten after every stage.
 
+A task of a per-token shape (`task_type: token_classification` or `question_answering`,
+e.g. `configs/tasks/conll2003.yaml`, `squad.yaml`) runs the same stages through
+`tf_tinybert.token_recipe`, whose `TOKEN_SHAPES` table holds what differs (readers, heads,
+distiller, entity F1 / SQuAD scoring, exporter).
+
 Example:
 ```python
 from tf_tinybert.config import load_recipe
@@ -531,17 +536,9 @@ def classify_examples(run: Run) -> None:
 # ----------------------------------------------------------------------------- the recipe
 
 
-def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
-    """Run the whole recipe; return the report (also written to the run folder).
-
-    Call it inside the `tf.distribute` strategy and dtype policy you want, or let
-    `tf-tinybert run` set them from `config.training`.
-    """
-    run = Run(config, verbose)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run.path("config.yaml"))
-    source = resolve_source(config.teacher.source)
-    run.tokenizer = load_tokenizer(resolve_source(config.data.tokenizer or source))
+def _run_sentence_stages(run: Run) -> None:
+    """The data to export stages of a sentence classification or regression task."""
+    config = run.config
     strategy = make_strategy(config.training.strategy)
     with run.stage("data"):
         train_dir, dev_dir = prepare_data(run, run.tokenizer)
@@ -576,9 +573,30 @@ def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
         with run.stage("export"):
             export_models(run, student, teacher, run.tokenizer, train_dir, dev_dir)
             classify_examples(run)
+
+
+def run_recipe(config: RecipeConfig, verbose: int = 1) -> dict:
+    """Run the whole recipe; return the report (also written to the run folder).
+
+    Call it inside the `tf.distribute` strategy and dtype policy you want, or let
+    `tf-tinybert run` set them from `config.training`.
+    """
+    run = Run(config, verbose)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run.path("config.yaml"))
+    source = resolve_source(config.teacher.source)
+    run.tokenizer = load_tokenizer(resolve_source(config.data.tokenizer or source))
+    if config.task.is_token_task:
+        # NER and QA: the same stages, with the shape-specific parts from TOKEN_SHAPES.
+        from tf_tinybert.token_recipe import run_token_recipe
+
+        run_token_recipe(run, run.tokenizer)
+    else:
+        _run_sentence_stages(run)
     with run.stage("report"):
         run.report["primary_metric"] = config.task.primary_metric
-        run.report["export"] = {"sequence_length": config.export.sequence_length,
+        run.report["export"] = {"sequence_length": (config.task.max_sequence_length
+                                                    or config.export.sequence_length),
                                 "modes": list(config.export.modes)}
         write_report(run.report, run.dir, plots=config.report.plots)
     if run.verbose:

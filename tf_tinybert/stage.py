@@ -35,7 +35,9 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from tf_tinybert import token_losses
 from tf_tinybert.callbacks import stage_callbacks
+from tf_tinybert.choices import TOKEN_TASK_TYPES
 from tf_tinybert.config import ScheduleConfig, TrainingConfig
 from tf_tinybert.evaluation import default_metrics, steps_in
 from tf_tinybert.keras_hub_bert import bert_backbone
@@ -70,6 +72,7 @@ def fit_stage(
     dev_data: tf.data.Dataset | None = None,
     metrics=("accuracy",),
     keep_best_of=None,
+    evaluate=None,
     verbose="auto",
 ) -> keras.callbacks.History:
     """Fit a compiled model as the resumable stage `name` of a run kept in `folder`.
@@ -79,7 +82,10 @@ def fit_stage(
     on a NaN loss naming the step; logs CSV and TensorBoard under `folder/logs`; with
     `dev_data`, validates on it and keeps the best model by the first of `metrics` at
     `folder/best_<name>.keras` (`keep_best_of(model)` picks what to save, e.g. the student of
-    a Distiller).
+    a Distiller). `evaluate(model, dev_data) -> scores` scores models that are not sentence
+    classifiers (`tf_tinybert.token_evaluation`); then Keras' own validation pass is skipped
+    (the dev batches may carry decoding features the model does not take) and the scores
+    come from `evaluate` alone.
 
     Example:
     ```python
@@ -90,10 +96,11 @@ def fit_stage(
     folder = pathlib.Path(folder)
     training = training or TrainingConfig()
     callbacks = stage_callbacks(folder, name, training, dev_data=dev_data,
-                                metrics=tuple(metrics), target=keep_best_of)
+                                metrics=tuple(metrics), target=keep_best_of, evaluate=evaluate)
     return fit_resumable(model, train_data, epochs=epochs, backup_dir=folder / "backup" / name,
                          checkpoint_every=training.checkpoint_every_steps, max_steps=max_steps,
-                         validation_data=dev_data, callbacks=callbacks, verbose=verbose)
+                         validation_data=dev_data if evaluate is None else None,
+                         callbacks=callbacks, verbose=verbose)
 
 
 def _best(folder: pathlib.Path, name: str, model: keras.Model) -> keras.Model:
@@ -112,13 +119,15 @@ def train_on_labels(
     training: TrainingConfig | None = None,
     dev_data: tf.data.Dataset | None = None,
     metrics=None,
+    evaluate=None,
     verbose="auto",
 ) -> StageResult:
     """Train a classifier on its labels as a resumable stage; return the best model.
 
     Compiles `model` with AdamW (linear warm-up, then linear decay to zero over the stage's
     steps), cross-entropy on logits and accuracy, or mean squared error for regression
-    (`num_classes == 1`); fits it with `fit_stage`; returns the best model by the first of
+    (`num_classes == 1`), or `token_losses.label_loss` for a per-token model
+    (`tf_tinybert.token_models`: a tagger or a span extractor); fits it with `fit_stage`; returns the best model by the first of
     `metrics` on `dev_data` (reloaded from `<folder>/best_<name>.keras`), or the trained model
     itself without dev data.
 
@@ -134,6 +143,8 @@ def train_on_labels(
         dev_data: labeled dev batches to keep the best model by.
         metrics: `tf_tinybert.metrics` names; the first selects (default: accuracy, or
             Pearson and Spearman for regression).
+        evaluate: `evaluate(model, dev_data) -> scores` (see `fit_stage`); per-token models
+            need one (entity F1, SQuAD F1: `tf_tinybert.token_evaluation`).
 
     Example:
     ```python
@@ -147,21 +158,33 @@ def train_on_labels(
     training = training or TrainingConfig()
     epochs = schedule.epochs if epochs is None else epochs
     total = _total_steps(train_data, epochs, schedule.max_steps)
-    regression = model.num_classes == 1
+    loss, train_metrics = _label_loss(model)
     model.compile(
         optimizer=adamw(schedule.learning_rate, max(1, total), schedule.warmup,
                         schedule.weight_decay),
-        loss=(keras.losses.MeanSquaredError() if regression
-              else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-        metrics=[] if regression else [keras.metrics.SparseCategoricalAccuracy("accuracy")],
-        jit_compile=training.xla,
+        loss=loss, metrics=train_metrics, jit_compile=training.xla,
     )
+    token_task = getattr(model, "task", None) in TOKEN_TASK_TYPES
+    if token_task and dev_data is not None and evaluate is None:
+        raise ValueError(f"A {model.task} model is scored on dev data by an `evaluate` "
+                         "function (tf_tinybert.token_evaluation); none was given.")
     metrics = tuple(metrics or default_metrics(model.num_classes))
     history = fit_stage(model, train_data, epochs=epochs, folder=folder, name=name,
                         training=training, max_steps=schedule.max_steps, dev_data=dev_data,
-                        metrics=metrics, verbose=verbose)
+                        metrics=metrics, evaluate=evaluate, verbose=verbose)
     best = _best(pathlib.Path(folder), name, model) if dev_data is not None else model
     return StageResult(best, history)
+
+
+def _label_loss(model) -> tuple:
+    """(loss, training metrics) of a model trained on labels alone."""
+    task = getattr(model, "task", None)
+    if task in TOKEN_TASK_TYPES:
+        return token_losses.label_loss(task), []
+    if model.num_classes == 1:
+        return keras.losses.MeanSquaredError(), []
+    return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            [keras.metrics.SparseCategoricalAccuracy("accuracy")])
 
 
 def finetune_teacher(
@@ -173,10 +196,12 @@ def finetune_teacher(
     training: TrainingConfig | None = None,
     dev_data: tf.data.Dataset | None = None,
     metrics=None,
+    evaluate=None,
     verbose="auto",
 ) -> StageResult:
     """Fine-tune a BERT teacher on its labels: `train_on_labels` as the stage "teacher", after
-    checking that `teacher` is a BERT-family classifier.
+    checking that `teacher` is a BERT-family classifier (or a per-token BERT model, scored by
+    `evaluate`).
 
     Example:
     ```python
@@ -188,7 +213,7 @@ def finetune_teacher(
     bert_backbone(teacher, "teacher")
     return train_on_labels(teacher, train_data, folder=folder, name="teacher", schedule=schedule,
                            training=training, dev_data=dev_data, metrics=metrics,
-                           verbose=verbose)
+                           evaluate=evaluate, verbose=verbose)
 
 
 def distill(
@@ -204,6 +229,7 @@ def distill(
     metrics=("accuracy",),
     temperature: float = 1.0,
     loss_weights: dict | None = None,
+    evaluate=None,
     verbose="auto",
     **compile_options,
 ) -> StageResult:
@@ -226,6 +252,8 @@ def distill(
         temperature, loss_weights: as `Distiller.compile` takes them.
         **compile_options: further `Distiller.compile` options (`relation_heads`,
             `relation_layers`).
+        evaluate: `evaluate(student, dev_data) -> scores` (see `fit_stage`): how the student
+            of a `TokenDistiller` is scored.
 
     Example:
     ```python
@@ -249,6 +277,7 @@ def distill(
     history = fit_stage(distiller, train_data, epochs=schedule.epochs, folder=folder, name=name,
                         training=training, max_steps=schedule.max_steps,
                         dev_data=dev_data if keep else None, metrics=metrics,
-                        keep_best_of=lambda model: model.student, verbose=verbose)
+                        keep_best_of=lambda model: model.student, evaluate=evaluate,
+                        verbose=verbose)
     student = _best(pathlib.Path(folder), name, distiller.student) if keep else distiller.student
     return StageResult(student, history)

@@ -1,7 +1,8 @@
 """`prepare` for the per-token task shapes: CoNLL/JSONL tags or SQuAD JSON -> a TFRecord folder.
 
 The folder holds `data.tfrecord` (`token_records`' layout) and `summary.json`: the task,
-the counts (sentences or questions, windows), the tags, the sequence length, the
+the source file (`source`, an absolute path: SQuAD scoring reads its contexts back), the
+counts (sentences or questions, windows), the tags, the sequence length, the
 tokenizer's identity and the skipped rows. A malformed row stops the run with its
 `file:line` (or JSON path) and reason, unless `skip_bad_rows`: then it is counted and the
 first `MAX_LISTED_SKIPS` are listed.
@@ -94,7 +95,7 @@ def prepare_tagging(
 
     token_records.write_records(os.path.join(output, DATA_FILE), records())
     return _summary(output, TOKEN_CLASSIFICATION, tokenizer, sequence_length, skipped,
-                    labels=list(label_names), **counts)
+                    labels=list(label_names), source=os.path.abspath(input), **counts)
 
 
 def prepare_squad(
@@ -132,4 +133,4 @@ def prepare_squad(
 
     token_records.write_records(os.path.join(output, DATA_FILE), records())
     return _summary(output, QUESTION_ANSWERING, tokenizer, sequence_length, skipped,
-                    stride=int(stride), **counts)
+                    stride=int(stride), source=os.path.abspath(input), **counts)

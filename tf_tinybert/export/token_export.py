@@ -296,6 +296,63 @@ def export_token_model(
     return info
 
 
-__all__ = ["check_token_model", "export_token_model", "save_token_serving_model",
+class TfliteTokenModel:
+    """An exported token model (`model.tflite` + its `export.json`) called like the Keras one,
+    so that `tf_tinybert.token_evaluation` scores it on prepared data.
+
+    `model(features)` takes int32 `token_ids`, `segment_ids`, `padding_mask` [N, L] (any L up
+    to the export's, padded to it) and returns float32 [N, L, C]: the tag probabilities of a
+    tagger (their argmax is the Keras logits') or the start and end logits of a span model
+    stacked as `[..., START]`, `[..., END]`.
+
+    Args:
+        path: the `model.tflite` file of an export folder (its `export.json` beside it).
+
+    Example:
+    ```python
+    model = TfliteTokenModel("runs/ner/export/student_int8/model.tflite")
+    token_evaluation.evaluate_tagger(model, dev_dataset, model.labels)["f1"]
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = os.fspath(path)
+        info_path = os.path.join(os.path.dirname(path), EXPORT_INFO_FILE)
+        if not os.path.isfile(info_path):
+            raise ValueError(f"{path}: no {EXPORT_INFO_FILE} beside it, so its task is unknown "
+                             "(export it with tf_tinybert.export.token_export).")
+        with open(info_path, encoding="utf-8") as file:
+            info = json.load(file)
+        self.task = info.get(TASK_KEY)
+        if self.task not in (TOKEN_CLASSIFICATION, "question_answering"):
+            raise ValueError(f"{info_path}: task {self.task!r} is not a token task "
+                             "(token_classification or question_answering).")
+        self.labels = info.get("labels")
+        self.sequence_length = int(info["sequence_length"])
+        with open(path, "rb") as file:
+            self._runner = Interpreter(model_content=file.read()).get_signature_runner()
+
+    def __call__(self, features: dict, training: bool = False) -> np.ndarray:
+        length = np.asarray(features[TOKEN_IDS]).shape[1]
+        if length > self.sequence_length:
+            raise ValueError(f"Rows of {length} word pieces do not fit the export's "
+                             f"{self.sequence_length}.")
+        pad = [(0, 0), (0, self.sequence_length - length)]
+        rows = {key: np.pad(np.asarray(features[key], np.int32), pad)
+                for key in INPUT_FEATURES.values()}
+        outputs = []
+        for i in range(rows[TOKEN_IDS].shape[0]):
+            result = self._runner(**{name: rows[key][i:i + 1]
+                                     for name, key in INPUT_FEATURES.items()})
+            if self.task == TOKEN_CLASSIFICATION:
+                outputs.append(result[TAG_PROBABILITIES][0])
+            else:
+                outputs.append(np.stack([result[START_LOGITS][0], result[END_LOGITS][0]], -1))
+        return np.stack(outputs)[:, :length].astype(np.float32)
+
+
+__all__ = ["TfliteTokenModel", "check_token_model", "export_token_model", "save_token_serving_model",
            "serving_outputs", "tflite_token_outputs", "token_to_tflite", "verification_rows",
            "verify_token_export"]
