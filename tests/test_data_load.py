@@ -188,7 +188,11 @@ def test_unlabeled_data_yields_features_alone(tmp_path):
     source.write_text("the film is good\nthe plot was boring and the actors awful\n")
     prepare(source, tiny_tokenizer(), tmp_path / "out", unlabeled=True, verbose=0)
     (batch,) = list(load(tmp_path / "out", batch_size=4, shuffle=False, bucket_by_length=False))
-    assert isinstance(batch, dict) and batch["token_ids"].shape == (2, 128)
+    # Consecutive lines of a document are packed into one sequence (general distillation).
+    assert isinstance(batch, dict) and batch["token_ids"].shape == (1, 128)
+    pieces = sum(len(np.asarray(tiny_tokenizer()(line))) for line in
+                 ("the film is good", "the plot was boring and the actors awful"))
+    assert int(batch["padding_mask"].numpy().sum()) >= pieces + 2
 
 
 def test_regression_labels_are_float32(tmp_path):
