@@ -17,8 +17,6 @@ from tf_tinybert.runtime.model_files import ModelFileError
 from tf_tinybert.runtime.spans import best_answer, span_windows
 from tf_tinybert.runtime.token_runtime import QuestionAnswerer, TokenClassifier, word_windows
 
-pytest.importorskip("ai_edge_litert")
-
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 LENGTH = 12
 

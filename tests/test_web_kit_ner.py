@@ -26,8 +26,6 @@ from tf_tinybert import token_models
 from tf_tinybert.export import token_export
 from tf_tinybert.runtime import TokenClassifier
 
-pytest.importorskip("ai_edge_litert")
-
 LITERT_DIR = WEB_DIR / "node_modules" / "@litertjs"
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 # Names split into several pieces ("nunez" = nu ##ne ##z), accented forms of vocabulary words.
