@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras_hub
 
 from tf_tinybert.keras_hub_bert import bert_backbone
+from tf_tinybert.layer_map import resolve_layer_map
 
 _BACKBONE_KEYS = (
     "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "dropout", "num_segments",
@@ -134,3 +135,26 @@ def student_from_teacher(
         student.output_dense.set_weights(teacher.output_dense.get_weights())
     return student
 
+
+def teacher_layers_for(student_config, backbone) -> list[int]:
+    """The teacher layers (1..N) a student config copies when it starts from the teacher.
+
+    Checks that the student has the teacher's width, heads and feed-forward size (the layers
+    are copied as they are); `init_layers` picks them, else the uniform map.
+
+    Example:
+    ```python
+    teacher_layers_for(load_student("minilm_l3_from_teacher"), teacher.backbone)  # [2, 4, 6]
+    ```
+    """
+    wanted = (student_config.hidden_dim, student_config.num_heads,
+              student_config.intermediate_dim)
+    found = (backbone.hidden_dim, backbone.num_heads, backbone.intermediate_dim)
+    if wanted != found:
+        raise ValueError(
+            f"Student {student_config.name!r} starts from the teacher's layers, so its "
+            f"(hidden_dim, num_heads, intermediate_dim) must be the teacher's {found}. "
+            f"Received: {wanted}.")
+    layers = student_config.init_layers or resolve_layer_map(
+        "uniform", student_config.num_layers, backbone.num_layers)
+    return list(layers)

@@ -41,8 +41,7 @@ from tf_tinybert.config import RecipeConfig, save_config
 from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
 from tf_tinybert.evaluation import evaluate_classifier
-from tf_tinybert.layer_map import resolve_layer_map
-from tf_tinybert.models import build_student, student_from_teacher
+from tf_tinybert.models import build_student, student_from_teacher, teacher_layers_for
 from tf_tinybert.report import summary_table, write_report
 from tf_tinybert.runtime.contract import MODEL_FILE
 from tf_tinybert.stage import distill, train_on_labels
@@ -341,20 +340,8 @@ def _new_student(run: Run, teacher):
                                       dropout=student_config.dropout,
                                       expected=student_config.backbone_config())
     if student_config.init == "from_teacher":
-        backbone = teacher.backbone
-        wanted = (student_config.hidden_dim, student_config.num_heads,
-                  student_config.intermediate_dim)
-        found = (backbone.hidden_dim, backbone.num_heads, backbone.intermediate_dim)
-        if wanted != found:
-            raise ValueError(
-                f"Student {student_config.name!r} starts from the teacher's layers, so its "
-                f"(hidden_dim, num_heads, intermediate_dim) must be the teacher's {found}. "
-                f"Received: {wanted}.")
-        layers = student_config.init_layers
-        if layers is None:
-            layers = resolve_layer_map("uniform", student_config.num_layers,
-                                       teacher.backbone.num_layers)
-        return student_from_teacher(teacher, layers=list(layers))
+        layers = teacher_layers_for(student_config, teacher.backbone)
+        return student_from_teacher(teacher, layers=layers)
     return build_student(
         student_config.backbone_config(), num_classes=config.task.num_classes,
         vocabulary_size=teacher.backbone.vocabulary_size,

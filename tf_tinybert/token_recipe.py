@@ -41,8 +41,7 @@ from tf_tinybert.data.readers import drop_bad_rows
 from tf_tinybert.data.token_records import load_token_records
 from tf_tinybert.export.token_export import TfliteTokenModel, export_token_model
 from tf_tinybert.keras_hub_bert import bert_backbone
-from tf_tinybert.layer_map import resolve_layer_map
-from tf_tinybert.models import student_from_teacher
+from tf_tinybert.models import student_from_teacher, teacher_layers_for
 from tf_tinybert.runtime.contract import MODEL_FILE
 from tf_tinybert.stage import distill, train_on_labels
 from tf_tinybert.teachers import load_backbone, resolve_source
@@ -340,18 +339,8 @@ def new_token_student(student_config, teacher, max_sequence_length: int):
             vocabulary_size=teacher.backbone.vocabulary_size,
             max_sequence_length=min(max_sequence_length, teacher.backbone.max_sequence_length),
             dropout=student_config.dropout)
-    backbone = teacher.backbone
-    wanted = (student_config.hidden_dim, student_config.num_heads,
-              student_config.intermediate_dim)
-    found = (backbone.hidden_dim, backbone.num_heads, backbone.intermediate_dim)
-    if wanted != found:
-        raise ValueError(
-            f"Student {student_config.name!r} starts from the teacher's layers, so its "
-            f"(hidden_dim, num_heads, intermediate_dim) must be the teacher's {found}. "
-            f"Received: {wanted}.")
-    layers = student_config.init_layers or resolve_layer_map(
-        "uniform", student_config.num_layers, backbone.num_layers)
-    copied = student_from_teacher(teacher, layers=list(layers))
+    layers = teacher_layers_for(student_config, teacher.backbone)
+    copied = student_from_teacher(teacher, layers=layers)
     student = token_model_for(copied.backbone, teacher.task, num_classes, teacher.dropout)
     student.output_dense.set_weights(teacher.output_dense.get_weights())
     return student
