@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from tf_tinybert.report import lookup
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "results" / "general" / "report.json"
 SST2 = "configs/recipes/sst2_tinybert4_8k.yaml"
@@ -60,15 +62,6 @@ def _set(report: dict, dotted: str, value) -> None:
     node[last] = value
 
 
-def _get(report: dict, dotted: str):
-    node = report
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=pathlib.Path, default=pathlib.Path("runs/general_bench"))
@@ -79,7 +72,7 @@ def main() -> None:
     for name, command in _steps(args.runs):
         if args.only and name not in args.only:
             continue
-        if _get(report, f"{name}.completed"):
+        if lookup(report, f"{name}.completed"):
             continue
         full = [sys.executable, "-m", "tf_tinybert.cli", "run", *command]
         started = time.perf_counter()
@@ -95,7 +88,7 @@ def main() -> None:
                 _set(report, "teacher.accuracy", run["teacher"]["accuracy"])
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        print(f"{name}: {'done' if done else 'FAILED'} in {_get(report, name + '.wall_seconds')} s",
+        print(f"{name}: {'done' if done else 'FAILED'} in {lookup(report, name + '.wall_seconds')} s",
               flush=True)
         if not done:
             break

@@ -92,6 +92,12 @@ class Run:
         write_bytes(self.path("report.json"),
                     json.dumps(self.report, indent=2, sort_keys=True).encode("utf-8"))
 
+    def record_history(self, name: str, history) -> None:
+        """Keep a stage's Keras `History` (per-epoch logs) in the report."""
+        self.report["stages"].setdefault(name, {})["history"] = {
+            key: [float(value) for value in values] for key, values in history.history.items()
+        }
+
 
 def save_model(model: keras.Model, path: pathlib.Path) -> None:
     """Save a model as `.keras` under a temporary name, then rename it into place."""
@@ -318,14 +324,8 @@ def _train_on_labels(run: Run, model, name: str, schedule, epochs: int, train_di
     result = train_on_labels(model, train_ds, folder=run.dir, name=name, schedule=schedule,
                              epochs=epochs, training=run.config.training, dev_data=dev_ds,
                              metrics=run.config.task.metrics, verbose=run.verbose)
-    _record_history(run, name, result.history)
+    run.record_history(name, result.history)
     return result.model
-
-
-def _record_history(run: Run, name: str, history) -> None:
-    run.report["stages"].setdefault(name, {})["history"] = {
-        key: [float(value) for value in values] for key, values in history.history.items()
-    }
 
 
 def _new_student(run: Run, teacher):
@@ -360,7 +360,7 @@ def _distill(run: Run, distiller: Distiller, stage: str, schedule, train_ds, dev
     result = distill(distiller, train_ds, stage=stage, folder=run.dir, schedule=schedule,
                      training=run.config.training, dev_data=dev_ds,
                      metrics=run.config.task.metrics, verbose=run.verbose, **compile_kwargs)
-    _record_history(run, stage, result.history)
+    run.record_history(stage, result.history)
     return result.model
 
 

@@ -433,11 +433,6 @@ def _record(run, name: str, model, scores: dict) -> None:
                                    if isinstance(v, float)))
 
 
-def _history(run, name: str, history) -> None:
-    run.report["stages"].setdefault(name, {})["history"] = {
-        key: [float(value) for value in values] for key, values in history.history.items()}
-
-
 def _token_teacher(trun: _TokenRun, train_dir, dev_ds, evaluate):
     run, config = trun.run, trun.run.config
     schedule = config.teacher.finetune
@@ -453,7 +448,7 @@ def _token_teacher(trun: _TokenRun, train_dir, dev_ds, evaluate):
                 teacher, trun.dataset(train_dir, schedule.batch_size, True), folder=run.dir,
                 name="teacher", schedule=schedule, training=config.training, dev_data=dev_ds,
                 metrics=trun.task.metrics, evaluate=evaluate, verbose=run.verbose)
-            _history(run, "teacher", result.history)
+            run.record_history("teacher", result.history)
             teacher = result.model
         save_model(teacher, path)
     _record(run, "teacher", teacher, trun.scores(teacher, evaluate, dev_ds))
@@ -486,7 +481,7 @@ def _distill_token_student(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate
                     stage="intermediate", schedule=stages.intermediate,
                     loss_weights={"embedding": weights.embedding, "hidden": weights.hidden,
                                   "attention": weights.attention}, **common)
-                _history(run, "intermediate", result.history)
+                run.record_history("intermediate", result.history)
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
         with run.stage("prediction"):
@@ -497,7 +492,7 @@ def _distill_token_student(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate
                 schedule=prediction, dev_data=dev_ds, metrics=trun.task.metrics,
                 temperature=prediction.temperature,
                 loss_weights={"hard": prediction.hard_label_weight}, evaluate=evaluate, **common)
-            _history(run, "prediction", result.history)
+            run.record_history("prediction", result.history)
             student = result.model
     save_model(student, final)
     return student
@@ -520,7 +515,7 @@ def _token_baseline(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate):
             student, trun.dataset(train_dir, schedule.batch_size, True), folder=run.dir,
             name="baseline", schedule=schedule, epochs=epochs, training=config.training,
             dev_data=dev_ds, metrics=trun.task.metrics, evaluate=evaluate, verbose=run.verbose)
-        _history(run, "baseline", result.history)
+        run.record_history("baseline", result.history)
         baseline = result.model
         save_model(baseline, path)
     _record(run, "baseline", baseline, trun.scores(baseline, evaluate, dev_ds))
