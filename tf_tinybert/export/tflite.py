@@ -179,24 +179,38 @@ def to_tflite(
         save_serving_model(model, saved_model_dir,
                            None if dynamic_length else sequence_length,
                            attention_mask_value, channels)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        quantize = None
-        if quantization == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantization == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantization == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: iter(examples)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if int8_io:
-                converter.inference_output_type = tf.int8
-            if float_ops:
-                converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-                quantize = quantizer_keeping(float_ops, int8_io)
-        model_content = convert_with(converter, quantize)
+        return convert_saved_model(saved_model_dir, quantization, examples, float_ops, int8_io)
+
+
+def convert_saved_model(saved_model_dir, quantization: str, examples=None, float_ops=(),
+                        int8_io: bool = False) -> bytes:
+    """TFLite bytes of a serving SavedModel in one of `EXPORT_MODES`, builtin ops only.
+
+    Shared by every export shape (sentence classifiers here, token and span models in
+    `export.token_export`). int8 calibrates on `examples` (a list of input dicts) and keeps
+    `float_ops` in float32 (selective quantisation); `int8_io` makes the output int8.
+
+    Example:
+    ```python
+    model_content = convert_saved_model("/tmp/serving", "int8", examples, INT8_FLOAT_OPS)
+    ```
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    quantize = None
+    if quantization in ("fp16", "dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.representative_dataset = lambda: iter(examples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_output_type = tf.int8
+        if float_ops:
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+            quantize = quantizer_keeping(float_ops, int8_io)
+    model_content = convert_with(converter, quantize)
     check_builtin_ops(model_content)
     return model_content
 

@@ -34,15 +34,13 @@ from tf_tinybert.atomic import write_bytes, write_text
 from tf_tinybert.choices import EXPORT_MODES, TOKEN_CLASSIFICATION
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import calibration_examples
-from tf_tinybert.export.ops import check_builtin_ops
 from tf_tinybert.export.serving import INPUT_FEATURES
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
     check_float_ops,
     check_sequence_length,
-    convert_with,
-    quantizer_keeping,
+    convert_saved_model,
 )
 from tf_tinybert.keras_hub_bert import backbone_with_intermediates
 from tf_tinybert.runtime.contract import (
@@ -149,24 +147,11 @@ def token_to_tflite(
     mask_value = INT8_ATTENTION_MASK_VALUE if quantization == "int8" else None
     with tempfile.TemporaryDirectory(prefix="tf_tinybert_token_savedmodel_") as saved_model_dir:
         save_token_serving_model(model, saved_model_dir, sequence_length, mask_value)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        quantize = None
-        if quantization in ("fp16", "dynamic", "int8"):
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
+        examples = None
         if quantization == "int8":
             examples = calibration_examples(representative_data, sequence_length,
                                             max_calibration_examples)
-            converter.representative_dataset = lambda: iter(examples)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if float_ops:
-                converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-                quantize = quantizer_keeping(float_ops, False)
-        model_content = convert_with(converter, quantize)
-    check_builtin_ops(model_content)
-    return model_content
+        return convert_saved_model(saved_model_dir, quantization, examples, float_ops)
 
 
 def tflite_token_outputs(model_content: bytes, features: dict) -> dict:
