@@ -13,6 +13,12 @@ speed-up; `--json PATH` writes the same figures atomically.
         [--tokenizer minilm-l6-offline] [--quantization dynamic] [--rounds 3] [--json out.json]
     .venv/bin/python benchmarks/variable_length_latency.py --random-student   # latency only
 
+With `--teacher TEACHER.keras` the teacher's fp32 export at fixed 128 joins the same
+alternating rounds (issue 12's "int8 student >= 3x the fp32 teacher at the same lengths"),
+and `--speed-report benchmarks/results/speed/report.json` merges the `latency.*` keys
+(teacher_fp32_ms, student_<mode>_ms, student_<mode>_variable_mean_ms, the speed-ups and this
+command) into that report, keeping its other keys.
+
 Latency does not depend on the weights: `--random-student` builds a random 3-layer, H384,
 12-head student (MiniLM-L3-shaped, all-MiniLM-L6-v2's vocabulary).
 """
@@ -120,8 +126,46 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--exports", default=None,
                         help="folder to keep the two exports in (default: a temporary one)")
+    parser.add_argument("--teacher", default=None,
+                        help="a teacher .keras: its fp32 export at fixed 128 is timed too")
     parser.add_argument("--json", default=None, help="write the figures here (atomically)")
+    parser.add_argument("--speed-report", default=None,
+                        help="merge the latency.* keys into this report.json (atomically)")
     return parser.parse_args(argv)
+
+
+def latency_keys(figures: dict, quantization: str) -> dict:
+    """The `latency.*` block of benchmarks/results/speed/report.json, from `measure` figures.
+
+    >>> keys = latency_keys({"teacher_fp32_128": {"mean_ms": 20.0},
+    ...                      "fixed_128": {"mean_ms": 5.0}, "dynamic": {"mean_ms": 1.0}}, "int8")
+    >>> keys["student_int8_ms"], keys["teacher_over_student_int8"]
+    (5.0, 4.0)
+    """
+    student = figures["fixed_128"]["mean_ms"]
+    variable = figures["dynamic"]["mean_ms"]
+    keys = {f"student_{quantization}_ms": student,
+            f"student_{quantization}_variable_mean_ms": variable,
+            f"student_{quantization}_variable_p50_ms": figures["dynamic"].get("p50_ms"),
+            f"student_{quantization}_variable_p95_ms": figures["dynamic"].get("p95_ms"),
+            "fixed128_over_variable": round(student / variable, 2)}
+    if "teacher_fp32_128" in figures:
+        teacher = figures["teacher_fp32_128"]["mean_ms"]
+        keys.update({"teacher_fp32_ms": teacher,
+                     f"teacher_over_student_{quantization}": round(teacher / student, 2),
+                     f"teacher_over_student_{quantization}_variable":
+                         round(teacher / variable, 2)})
+    return keys
+
+
+def merge_speed_report(path, keys: dict, extra: dict) -> None:
+    """Writes `keys` (and `extra`) under "latency" in the JSON report at `path`, atomically."""
+    from tf_tinybert.atomic import write_text
+
+    path = pathlib.Path(path)
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report["latency"] = {**keys, **extra}
+    write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv=None) -> dict:
@@ -137,12 +181,12 @@ def main(argv=None) -> dict:
           f"{' '.join(cpu['missing_flags']) or 'none'}; caps: {cpu['isa_caps'] or 'none'}")
     texts, _ = read_labeled_tsv(args.data, args.limit)
     tokenizer = load_tokenizer(resolve_source(args.tokenizer))
+    import keras
+
     if args.random_student:
         model = random_student(tokenizer.vocabulary_size())
         student = "random MiniLM-L3-shaped student (3 layers, H384, 12 heads, I1536)"
     else:
-        import keras
-
         model = keras.saving.load_model(args.model, compile=False)
         student = args.model
     backbone = model.backbone
@@ -161,15 +205,27 @@ def main(argv=None) -> dict:
                 labels=["negative", "positive"], overwrite=True, max_eval_examples=32,
                 dynamic_length=dynamic, min_agreement=0.0)
             models[name] = TextClassifier(report.model_path, num_threads=args.threads)
+        if args.teacher:
+            teacher = keras.saving.load_model(args.teacher, compile=False)
+            report = export_classifier(
+                teacher, tokenizer, root / "teacher_fp32_128", quantization="fp32",
+                sequence_length=FIXED_LENGTH, labels=["negative", "positive"],
+                overwrite=True, max_eval_examples=32, min_agreement=0.0)
+            models["teacher_fp32_128"] = TextClassifier(report.model_path,
+                                                        num_threads=args.threads)
         figures = measure(models, texts, args.rounds)
     speedup = {key: round(figures["fixed_128"][key] / figures["dynamic"][key], 2)
                for key in ("mean_ms", "p50_ms", "p95_ms")}
-    print(f"\n{'model':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'input len':>11}")
+    print(f"\n{'model':<18}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'input len':>11}")
     for name, row in figures.items():
-        print(f"{name:<12}{row['mean_ms']:>10.3f}{row['p50_ms']:>10.3f}{row['p95_ms']:>10.3f}"
+        print(f"{name:<18}{row['mean_ms']:>10.3f}{row['p50_ms']:>10.3f}{row['p95_ms']:>10.3f}"
               f"{row['input_length_mean']:>11.1f}")
     print(f"speed-up fixed 128 / dynamic: mean {speedup['mean_ms']}x, p50 "
           f"{speedup['p50_ms']}x, p95 {speedup['p95_ms']}x (target >= 5x on the mean)")
+    keys = latency_keys(figures, args.quantization)
+    if "teacher_fp32_ms" in keys:
+        print(f"teacher fp32 / student {args.quantization}, both at fixed 128: "
+              f"{keys[f'teacher_over_student_{args.quantization}']}x (target >= 3x)")
     result = {"cpu": cpu, "student": student, "quantization": args.quantization,
               "threads": args.threads, "rounds": args.rounds, "data": str(args.data),
               "models": figures, "speedup_fixed128_over_dynamic": speedup,
@@ -179,6 +235,13 @@ def main(argv=None) -> dict:
         from tf_tinybert.atomic import write_text
 
         write_text(args.json, json.dumps(result, indent=2) + "\n")
+    if args.speed_report:
+        command = "python benchmarks/variable_length_latency.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        merge_speed_report(args.speed_report, keys, {
+            "command": command, "cpu": cpu, "threads": args.threads, "rounds": args.rounds,
+            "student": student, "teacher": args.teacher, "data": str(args.data),
+            "sentences": len(texts), "models": figures})
     return result
 
 

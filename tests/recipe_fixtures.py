@@ -83,8 +83,9 @@ def save_tiny_preset(root: pathlib.Path, seed: int = 3) -> pathlib.Path:
 
 
 def write_int8_recipe(root: pathlib.Path, data: pathlib.Path, preset: pathlib.Path,
-                      train_subset: int = 64) -> pathlib.Path:
-    """A recipe: preset teacher, student from the teacher's layers, hard labels, int8 export."""
+                      train_subset: int = 64, dynamic_length: bool = False) -> pathlib.Path:
+    """A recipe: preset teacher, student from the teacher's layers, hard labels, int8 export
+    (with inputs of any length where `dynamic_length`)."""
     recipe = root / "int8.yaml"
     recipe.write_text(f"""
 name: tiny-int8
@@ -107,6 +108,7 @@ baseline: {{enabled: false}}
 export:
   modes: [int8]
   sequence_length: 16
+  dynamic_length: {str(dynamic_length).lower()}
   latency_runs: 2
   evaluate_examples: 32
   representative_examples: 32

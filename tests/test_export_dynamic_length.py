@@ -199,3 +199,19 @@ def test_predict_works_on_both(exports):
     dynamic = predict_main(exports["dynamic"].model_path, TEXTS)
     fixed = predict_main(exports["fixed"].model_path, TEXTS)
     assert [r.label for r in dynamic] == [r.label for r in fixed]
+
+
+def test_latency_runs_a_dynamic_export_at_its_recorded_or_given_length(exports, tmp_path):
+    from tf_tinybert.runtime.latency import measure_latency
+
+    dynamic = exports["dynamic"].model_path
+    assert measure_latency(dynamic, runs=2, warmup=1) > 0.0
+    assert measure_latency(dynamic, runs=2, warmup=1, sequence_length=8) > 0.0
+    bare = tmp_path / "bare" / "model.tflite"
+    bare.parent.mkdir()
+    bare.write_bytes(open(dynamic, "rb").read())
+    with pytest.raises(ValueError, match="any length.*sequence_length"):
+        measure_latency(bare, runs=1)
+    assert measure_latency(bare, runs=1, warmup=0, sequence_length=MAX_LENGTH) > 0.0
+    with pytest.raises(ValueError, match="fixed input length of 64"):
+        measure_latency(exports["fixed"].model_path, runs=1, sequence_length=32)

@@ -96,7 +96,8 @@ def test_missing_data_says_how_to_point_at_a_tsv(tmp_path):
 
 
 def test_console_script_runs_an_int8_recipe_from_a_preset_teacher(tmp_path):
-    """`tf-tinybert run` as a user runs it: preset teacher, from_teacher student, int8."""
+    """`tf-tinybert run` as a user runs it: preset teacher, from_teacher student, int8 with
+    inputs of any length (export.dynamic_length)."""
     from recipe_fixtures import save_tiny_preset, write_int8_recipe, write_sentiment_tsv
 
     from tf_tinybert.runtime import TextClassifier
@@ -105,7 +106,8 @@ def test_console_script_runs_an_int8_recipe_from_a_preset_teacher(tmp_path):
     data.mkdir()
     write_sentiment_tsv(data / "train.tsv", 96, seed=0)
     write_sentiment_tsv(data / "dev.tsv", 32, seed=1)
-    recipe = write_int8_recipe(tmp_path, data, save_tiny_preset(tmp_path))
+    recipe = write_int8_recipe(tmp_path, data, save_tiny_preset(tmp_path),
+                               dynamic_length=True)
     script = pathlib.Path(sys.executable).parent / "tf-tinybert"
     assert script.exists(), f"the console script is not installed at {script}: run `make install`"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -129,6 +131,10 @@ def test_console_script_runs_an_int8_recipe_from_a_preset_teacher(tmp_path):
     model = run / "export" / "student_int8" / "model.tflite"
     assert pathlib.Path(entry["path"]).resolve() == model.resolve()
     classifier = TextClassifier(str(model))
+    assert classifier.dynamic_length  # the student's export takes any length...
+    assert classifier.encode("a good film")["input_word_ids"].shape == (5,)
+    teacher = TextClassifier(str(run / "export" / "teacher_fp32" / "model.tflite"))
+    assert not teacher.dynamic_length  # ...the teacher's reference export stays fixed
     sentences = ["a good film", "an awful plot"]
     results = classifier.classify(sentences)
     for result in results:

@@ -666,6 +666,10 @@ class ExportConfig:
         example_sentences: sentences classified with the runtime API at the end.
         integer_only: quantise attention and LayerNorm in "int8" too (integer-only
             accelerators); by default they stay float32, about 3x faster on CPU.
+        dynamic_length: export the student with inputs of any length ([1, -1]; texts are
+            still truncated at `sequence_length`): the runtime runs each text at its own
+            length. The teacher's reference export stays fixed, and latency figures are
+            measured at `sequence_length` for both.
     """
 
     modes: tuple[str, ...] = ("dynamic", "int8")
@@ -677,6 +681,7 @@ class ExportConfig:
     latency_runs: int = 20
     example_sentences: tuple[str, ...] = ()
     integer_only: bool = False
+    dynamic_length: bool = False
 
     def __post_init__(self):
         for index, mode in enumerate(self.modes):

@@ -471,6 +471,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 max_eval_examples=eval_examples, min_agreement=export.min_agreement,
                 integer_only=export.integer_only and mode == "int8", overwrite=True,
                 metrics=list(config.task.metrics),
+                dynamic_length=export.dynamic_length and who == "student",
             )
             check = report.verification
             entry = {
@@ -478,10 +479,12 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 # pearson, ...), as for the Keras models.
                 **(check.metrics or {}),
                 "size_mb": round(report.model_bytes / 1e6, 3),
-                "latency_ms": round(measure_latency(report.model_path,
-                                                    runs=export.latency_runs), 3),
+                "latency_ms": round(measure_latency(
+                    report.model_path, runs=export.latency_runs,
+                    sequence_length=export.sequence_length), 3),
                 "latency_ms_2_threads": round(measure_latency(
-                    report.model_path, num_threads=2, runs=export.latency_runs), 3),
+                    report.model_path, num_threads=2, runs=export.latency_runs,
+                    sequence_length=export.sequence_length), 3),
                 "accuracy": check.accuracy,
                 "agreement": check.top1_agreement,
                 "pearson_with_keras": check.pearson_with_keras,

@@ -1,0 +1,51 @@
+"""benchmarks/variable_length_latency.py: the latency.* keys it merges into the speed report."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "variable_length_latency.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("variable_length_latency", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FIGURES = {"teacher_fp32_128": {"mean_ms": 24.0, "p50_ms": 23.0, "p95_ms": 30.0},
+           "fixed_128": {"mean_ms": 6.0, "p50_ms": 5.5, "p95_ms": 8.0},
+           "dynamic": {"mean_ms": 1.5, "p50_ms": 1.0, "p95_ms": 3.0}}
+
+
+def test_latency_keys_are_the_issue_names_and_ratios_of_the_means(script):
+    keys = script.latency_keys(FIGURES, "int8")
+    assert keys["teacher_fp32_ms"] == 24.0
+    assert keys["student_int8_ms"] == 6.0
+    assert keys["student_int8_variable_mean_ms"] == 1.5
+    assert keys["teacher_over_student_int8"] == pytest.approx(24.0 / 6.0)
+    assert keys["fixed128_over_variable"] == pytest.approx(6.0 / 1.5)
+    assert keys["teacher_over_student_int8_variable"] == pytest.approx(24.0 / 1.5)
+
+
+def test_latency_keys_without_a_teacher_leave_the_teacher_out(script):
+    keys = script.latency_keys({k: v for k, v in FIGURES.items() if k != "teacher_fp32_128"},
+                               "dynamic")
+    assert "teacher_fp32_ms" not in keys
+    assert keys["student_dynamic_variable_mean_ms"] == 1.5
+
+
+def test_merge_keeps_the_other_report_keys_and_replaces_latency(script, tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"distill": {"seq64": {"ours": 70.0}}, "latency": {"old": 1}}))
+    script.merge_speed_report(path, script.latency_keys(FIGURES, "int8"), {"command": "x"})
+    report = json.loads(path.read_text())
+    assert report["distill"]["seq64"]["ours"] == 70.0
+    assert "old" not in report["latency"]
+    assert report["latency"]["student_int8_ms"] == 6.0
+    assert report["latency"]["command"] == "x"
+    assert list(tmp_path.iterdir()) == [path]
