@@ -199,3 +199,11 @@ def test_column_names_apply_to_tables_only(tmp_path):
     path.write_text('{"sentence": "x", "label": 1}\n')
     with pytest.raises(ValueError, match="apply to"):
         open_source(path, column_names=["sentence", "label"])
+
+
+def test_jsonl_blank_lines_are_skipped_and_line_numbers_kept(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"sentence": "good", "label": 1}) + "\n\n   \n"
+                    + json.dumps({"sentence": "bad", "label": 0}) + "\n\n")
+    items = _items(path)
+    assert items == [Row(f"{path}:1", "good", None, 1), Row(f"{path}:4", "bad", None, 0)]

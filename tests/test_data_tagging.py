@@ -73,6 +73,7 @@ def test_jsonl_reader_checks_lengths_and_tags(tmp_path):
     assert [item.where for item in items[1:]] == [f"{path}:{n}" for n in (2, 3, 4, 5)]
     assert "1 tokens and 2 tags" in items[1].reason
     assert "tags[0]: unknown tag 'B-ORG'" in items[2].reason
+    assert "expected a JSON object, received a str" in items[3].reason
     assert "invalid JSON" in items[4].reason
 
 

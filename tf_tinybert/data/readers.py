@@ -260,6 +260,35 @@ def decoded_lines(path: str) -> Iterator[tuple[str, str | BadRowError]]:
             yield where, _decode(raw.rstrip(b"\r\n"), where)
 
 
+def json_object_lines(path: str) -> Iterator[tuple[str, dict | BadRowError]]:
+    """Each non-blank line of a JSONL file as ("file:line", its JSON object), or a BadRowError
+    where the line is not UTF-8, not JSON, or not an object.
+
+    Shared by the JSONL readers (texts and labels, tagged sentences).
+
+    Example:
+    ```python
+    for where, record in json_object_lines("train.jsonl"): ...
+    ```
+    """
+    for where, line in decoded_lines(path):
+        if isinstance(line, BadRowError):
+            yield where, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as error:
+            yield where, BadRowError(where, f"invalid JSON ({str(error).splitlines()[0]})")
+            continue
+        if not isinstance(record, dict):
+            yield where, BadRowError(
+                where, f"expected a JSON object, received a {type(record).__name__}")
+            continue
+        yield where, record
+
+
 def _strip_bom(raw: bytes) -> bytes:
     # Windows tools (and GLUE's MRPC files) start UTF-8 text with a byte-order mark.
     return raw[len(_BOM):] if raw.startswith(_BOM) else raw
@@ -359,17 +388,9 @@ def _csv_rows(path, names, header, text_column, text_pair_column, label_column):
 
 
 def _jsonl_rows(path, text_column, text_pair_column, label_column):
-    for where, line in decoded_lines(path):
-        if isinstance(line, BadRowError):
-            yield line
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as error:
-            yield BadRowError(where, f"invalid JSON ({str(error).splitlines()[0]})")
-            continue
-        if not isinstance(record, dict):
-            yield BadRowError(where, f"expected a JSON object, received a {type(record).__name__}")
+    for where, record in json_object_lines(path):
+        if isinstance(record, BadRowError):
+            yield record
             continue
         if text_column not in record:
             yield BadRowError(where, f"no key {text_column!r}; keys: {sorted(record)[:10]}")

@@ -26,11 +26,10 @@ for sentence in tagging.read_conll("conll2003/train.txt", label_names=LABELS):
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator, Sequence
 
 from tf_tinybert.data.features import IGNORE_INDEX
-from tf_tinybert.data.readers import BadRowError, decoded_lines
+from tf_tinybert.data.readers import BadRowError, decoded_lines, json_object_lines
 from tf_tinybert.runtime.tags import split_tag
 
 DOCSTART = "-DOCSTART-"
@@ -140,18 +139,11 @@ def read_tagged_jsonl(
     sentences = list(read_tagged_jsonl("train.jsonl", label_names=["O", "B-LOC", "I-LOC"]))
     ```
     """
-    for where, line in decoded_lines(path):
-        if isinstance(line, BadRowError):
-            yield line
+    for where, record in json_object_lines(path):
+        if isinstance(record, BadRowError):
+            yield record
             continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as error:
-            yield BadRowError(where, f"invalid JSON ({str(error).splitlines()[0]})")
-            continue
-        if not isinstance(record, dict) or tokens_key not in record or tags_key not in record:
+        if tokens_key not in record or tags_key not in record:
             yield BadRowError(where, f"expected an object with keys {tokens_key!r} and "
                                      f"{tags_key!r}")
             continue
