@@ -550,12 +550,11 @@ def _check_relation(relation_heads, relation_layers) -> None:
 
 
 @dataclass(frozen=True)
-class GeneralStageConfig(ScheduleConfig):
-    """General distillation on unlabeled text (off by default: it needs a large corpus).
+class LayerLossConfig(ScheduleConfig):
+    """A schedule plus the options of the layer-to-layer losses, shared by the general and
+    intermediate stages.
 
     Args:
-        enabled: run the stage.
-        corpus: a text file with one sentence per line.
         layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
         loss_weights: see `LossWeights`.
         relation_heads, relation_layers: options of the relation loss (see
@@ -563,10 +562,6 @@ class GeneralStageConfig(ScheduleConfig):
             counts); "last", "layer_map" or a teacher layer number.
     """
 
-    enabled: bool = False
-    corpus: str | None = None
-    epochs: int = 1
-    learning_rate: float = 1e-4
     layer_map: str | tuple[int, ...] = "uniform"
     loss_weights: LossWeights = field(default_factory=LossWeights)
     relation_heads: int | None = None
@@ -575,34 +570,41 @@ class GeneralStageConfig(ScheduleConfig):
     def __post_init__(self):
         super().__post_init__()
         _check_relation(self.relation_heads, self.relation_layers)
-        _check(not self.enabled or bool(self.corpus), "corpus",
-               "a text file when the general stage is enabled", self.corpus)
         _check_layer_map(self.layer_map)
 
 
 @dataclass(frozen=True)
-class IntermediateStageConfig(ScheduleConfig):
+class GeneralStageConfig(LayerLossConfig):
+    """General distillation on unlabeled text (off by default: it needs a large corpus).
+
+    Args:
+        enabled: run the stage.
+        corpus: a text file with one sentence per line.
+        The layer-loss options as in `LayerLossConfig`.
+    """
+
+    enabled: bool = False
+    corpus: str | None = None
+    epochs: int = 1
+    learning_rate: float = 1e-4
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(not self.enabled or bool(self.corpus), "corpus",
+               "a text file when the general stage is enabled", self.corpus)
+
+
+@dataclass(frozen=True)
+class IntermediateStageConfig(LayerLossConfig):
     """Task distillation, stage 1: embeddings, hidden states and attention scores.
 
     Args:
         enabled: run the stage.
-        layer_map: "uniform", "last" or a list of teacher layers (1..N), one per student layer.
-        loss_weights: see `LossWeights`.
-        relation_heads, relation_layers: options of the relation loss, as in
-            `GeneralStageConfig`.
+        The layer-loss options as in `LayerLossConfig`.
     """
 
     enabled: bool = True
     epochs: int = 10
-    layer_map: str | tuple[int, ...] = "uniform"
-    loss_weights: LossWeights = field(default_factory=LossWeights)
-    relation_heads: int | None = None
-    relation_layers: str | int = "last"
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_relation(self.relation_heads, self.relation_layers)
-        _check_layer_map(self.layer_map)
 
 
 @dataclass(frozen=True)
