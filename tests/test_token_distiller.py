@@ -106,3 +106,14 @@ def test_models_of_another_task_are_refused_by_name():
     with pytest.raises(ValueError, match="BertTextClassifier"):
         TokenDistiller(teacher, keras_hub.models.BertTextClassifier(
             backbone(1, 2, 8), 5, preprocessor=None))
+
+
+@pytest.mark.parametrize("head", [BertTokenTagger, BertSpanExtractor])
+def test_a_hard_loss_without_labels_is_a_named_error(head):
+    teacher, student = pair(head, **({"num_classes": 5} if head is BertTokenTagger else {}))
+    distiller = TokenDistiller(teacher, student)
+    distiller.compile(optimizer="adam", stage="prediction", loss_weights={"hard": 0.5})
+    x = random_features(seed=5)
+    with pytest.raises(ValueError, match="'hard' loss needs labels"):
+        distiller.compute_losses(x, None, distiller._student_outputs(x, False),
+                                 distiller._teacher_outputs(x))

@@ -26,12 +26,29 @@ DEFAULT_LOSS_WEIGHTS = {
 }
 
 
-def _global_sum(value):
-    """Sum a per-replica value over the replicas of a `tf.distribute` strategy."""
+def global_sum(value):
+    """Sum a per-replica value over the replicas of a `tf.distribute` strategy (the value
+    itself outside one): the normaliser of a loss that must add up, over replicas, to the
+    single-device loss of the global batch.
+
+    Example:
+    ```python
+    tokens = global_sum(losses.token_count(mask))  # real tokens in the global batch
+    ```
+    """
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return value
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def require_labels(y) -> None:
+    """Stops a stage with a "hard" (label) loss whose dataset yields features only."""
+    if y is None:
+        raise ValueError(
+            "The 'hard' loss needs labels, but the dataset yields features only. "
+            "Yield (features, labels) or set `loss_weights={'hard': 0}`."
+        )
 
 
 def _for_keras_reduction(results: dict) -> dict:
@@ -281,14 +298,23 @@ class Distiller(keras.Model):
     def compute_losses(self, x, y, student_out, teacher_out):
         """The weighted TinyBERT losses of one batch, keyed by `LOSS_NAMES`, plus "loss".
 
-        Each loss is divided by its count over the global batch, so that under
-        `tf.distribute` the per-replica losses add up to the single-device loss.
+        The layer losses (`layer_losses`) and the output losses (`output_losses`, which a
+        subclass for another head replaces), each divided by its count over the global batch,
+        so that under `tf.distribute` the per-replica losses add up to the single-device loss.
         """
+        values = self.layer_losses(x, student_out, teacher_out)
+        values.update(self.output_losses(x, y, student_out, teacher_out))
+        values["loss"] = sum(self.loss_weights[name] * value for name, value in values.items())
+        return values
+
+    def layer_losses(self, x, student_out, teacher_out) -> dict:
+        """The unweighted embedding, hidden-state, attention and relation losses whose weight
+        is above zero (none where the stage needs no intermediate outputs)."""
         weights = self.loss_weights
         mask = x[PADDING_MASK]
         values = {}
         if self._needs_intermediates():
-            tokens = _global_sum(losses.token_count(mask))
+            tokens = global_sum(losses.token_count(mask))
             student_hidden = student_out["hidden_states"]
             teacher_hidden = teacher_out["hidden_states"]
             if weights["embedding"] > 0:
@@ -306,7 +332,7 @@ class Distiller(keras.Model):
                 )
             if weights["attention"] > 0:
                 heads = self.student.backbone.num_heads
-                entries = _global_sum(losses.attention_entry_count(mask, heads))
+                entries = global_sum(losses.attention_entry_count(mask, heads))
                 values["attention"] = sum(
                     losses.attention_mse(
                         student_out["attention_scores"][m - 1],
@@ -316,7 +342,18 @@ class Distiller(keras.Model):
                 )
             if weights["relation"] > 0:
                 values["relation"] = self._relation_loss(mask, student_out, teacher_out)
-        batch = _global_sum(ops.cast(ops.shape(mask)[0], "float32"))
+        return values
+
+    def output_losses(self, x, y, student_out, teacher_out) -> dict:
+        """The unweighted "prediction" (soft cross-entropy against the teacher, or MSE for a
+        regression head) and "hard" (labels) losses whose weight is above zero.
+
+        A distiller for another head (per-token tags, answer spans) overrides this alone.
+        """
+        weights = self.loss_weights
+        mask = x[PADDING_MASK]
+        values = {}
+        batch = global_sum(ops.cast(ops.shape(mask)[0], "float32"))
         if weights["prediction"] > 0:
             if self.is_regression:
                 values["prediction"] = losses.prediction_mse(
@@ -327,23 +364,18 @@ class Distiller(keras.Model):
                     student_out["logits"], teacher_out["logits"], self.temperature, batch
                 )
         if weights["hard"] > 0:
-            if y is None:
-                raise ValueError(
-                    "The 'hard' loss needs labels, but the dataset yields features only. "
-                    "Yield (features, labels) or set `loss_weights={'hard': 0}`."
-                )
+            require_labels(y)
             if self.is_regression:
                 targets = ops.reshape(ops.cast(y, "float32"), (-1, 1))
                 values["hard"] = losses.prediction_mse(student_out["logits"], targets, batch)
             else:
                 values["hard"] = losses.hard_cross_entropy(student_out["logits"], y, batch)
-        values["loss"] = sum(weights[name] * value for name, value in values.items())
         return values
 
     def _relation_loss(self, mask, student_out, teacher_out):
         """MiniLM-v2's relation loss: query-query, key-key and value-value KL divergences,
         summed over the paired layers (`relation_layers`)."""
-        rows = _global_sum(losses.relation_entry_count(mask, self.relation_heads))
+        rows = global_sum(losses.relation_entry_count(mask, self.relation_heads))
         return sum(
             losses.relation_kl(student_vectors, teacher_vectors, mask, self.relation_heads, rows)
             for m, g in self.relation_pairs

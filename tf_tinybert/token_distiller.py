@@ -28,7 +28,7 @@ from keras import ops
 from tf_tinybert import token_losses
 from tf_tinybert.choices import TOKEN_CLASSIFICATION
 from tf_tinybert.data.features import MODEL_INPUTS, PADDING_MASK
-from tf_tinybert.distiller import Distiller, _global_sum
+from tf_tinybert.distiller import Distiller, global_sum, require_labels
 from tf_tinybert.keras_hub_bert import backbone_with_intermediates
 from tf_tinybert.token_models import BertSpanExtractor, BertTokenTagger, token_logits
 
@@ -96,43 +96,32 @@ class TokenDistiller(Distiller):
         inputs = {name: x[name] for name in MODEL_INPUTS}
         return {"logits": self.student(inputs, training=training)}
 
-    def compute_losses(self, x, y, student_out, teacher_out):
-        """The weighted losses of one batch, keyed by `LOSS_NAMES`, plus "loss"."""
+    def output_losses(self, x, y, student_out, teacher_out):
+        """Per-token soft cross-entropy (tags) or over the start and end distributions
+        (spans), and the hard label losses, in place of the sentence-level ones."""
         weights = self.loss_weights
-        # Distiller computes the intermediate losses; its sentence-level prediction and hard
-        # losses are replaced by the per-token ones below.
-        self.loss_weights = {**weights, "prediction": 0.0, "hard": 0.0}
-        try:
-            values = (super().compute_losses(x, y, student_out, teacher_out)
-                      if self._needs_intermediates() else {})
-        finally:
-            self.loss_weights = weights
-        values.pop("loss", None)
+        values = {}
         mask = x[PADDING_MASK]
         tagging = self.task == TOKEN_CLASSIFICATION
         if weights["prediction"] > 0:
             if tagging:
                 values["prediction"] = token_losses.token_soft_cross_entropy(
                     student_out["logits"], teacher_out["logits"], mask, self.temperature,
-                    _global_sum(ops.sum(ops.cast(mask, "float32"))))
+                    global_sum(ops.sum(ops.cast(mask, "float32"))))
             else:
                 values["prediction"] = token_losses.span_soft_cross_entropy(
                     student_out["logits"], teacher_out["logits"], mask, self.temperature,
-                    _global_sum(ops.cast(ops.shape(mask)[0], "float32")))
+                    global_sum(ops.cast(ops.shape(mask)[0], "float32")))
         if weights["hard"] > 0:
-            if y is None:
-                raise ValueError(
-                    "The 'hard' loss needs labels, but the dataset yields features only. "
-                    "Yield (features, labels) or set `loss_weights={'hard': 0}`.")
+            require_labels(y)
             if tagging:
                 tagged = ops.sum(ops.cast(ops.not_equal(y, token_losses.IGNORE_INDEX), "float32"))
                 values["hard"] = token_losses.token_hard_cross_entropy(
-                    student_out["logits"], y, normalizer=_global_sum(tagged))
+                    student_out["logits"], y, normalizer=global_sum(tagged))
             else:
                 values["hard"] = token_losses.span_hard_cross_entropy(
                     student_out["logits"], y, mask,
-                    _global_sum(ops.cast(ops.shape(mask)[0], "float32")))
-        values["loss"] = sum(weights[name] * value for name, value in values.items())
+                    global_sum(ops.cast(ops.shape(mask)[0], "float32")))
         return values
 
     def _distilled_variables(self):
