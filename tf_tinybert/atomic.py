@@ -22,6 +22,18 @@ import shutil
 from collections.abc import Iterator
 
 
+def save_model(model, path: str | os.PathLike) -> None:
+    """Save a Keras model (`.keras`) under a temporary name, then rename it into place.
+
+    Example:
+    ```python
+    save_model(student, "runs/x/student.keras")
+    ```
+    """
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success.

@@ -88,7 +88,7 @@ def _logs_dir(args) -> str:
 def _save(model, path: str) -> None:
     import pathlib
 
-    from tf_tinybert.recipe import save_model
+    from tf_tinybert.atomic import save_model
 
     save_model(model, pathlib.Path(path))
     print(f"saved {path}")

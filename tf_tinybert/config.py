@@ -770,6 +770,15 @@ class RecipeConfig:
         """The run folder: `output_dir`, or `runs/<name>`."""
         return self.output_dir or os.path.join("runs", self.name)
 
+    def baseline_epochs(self) -> int:
+        """The label-only baseline's epochs: `baseline.epochs`, or (None) as many as the
+        enabled distillation stages together, so that it trains for the same steps."""
+        if self.baseline.epochs is not None:
+            return self.baseline.epochs
+        stages = self.distill
+        return ((stages.intermediate.epochs if stages.intermediate.enabled else 0)
+                + (stages.prediction.epochs if stages.prediction.enabled else 0)) or 1
+
 
 @dataclass(frozen=True)
 class GeneralRecipeConfig:

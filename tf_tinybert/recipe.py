@@ -36,7 +36,7 @@ import time
 import keras
 
 from tf_tinybert import data as tt_data
-from tf_tinybert.atomic import atomic_path, write_bytes
+from tf_tinybert.atomic import save_model, write_bytes
 from tf_tinybert.config import RecipeConfig, save_config
 from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
@@ -92,17 +92,31 @@ class Run:
         write_bytes(self.path("report.json"),
                     json.dumps(self.report, indent=2, sort_keys=True).encode("utf-8"))
 
+    def load_or_build(self, filename: str, build, *, reuse: bool = True,
+                      what: str | None = None) -> keras.Model:
+        """The model saved as `filename` in the run folder when it is there (and `reuse`),
+        else `build()`'s model, saved there atomically: how a stage finished by an earlier
+        run is skipped. `what` names the model in a "reusing" message.
+
+        Example:
+        ```python
+        teacher = run.load_or_build("teacher.keras", fine_tune, what="fine-tuned teacher")
+        ```
+        """
+        path = self.path(filename)
+        if reuse and path.exists():
+            if what:
+                self.say(f"reusing the {what} {path}")
+            return keras.saving.load_model(path, compile=False)
+        model = build()
+        save_model(model, path)
+        return model
+
     def record_history(self, name: str, history) -> None:
         """Keep a stage's Keras `History` (per-epoch logs) in the report."""
         self.report["stages"].setdefault(name, {})["history"] = {
             key: [float(value) for value in values] for key, values in history.history.items()
         }
-
-
-def save_model(model: keras.Model, path: pathlib.Path) -> None:
-    """Save a model as `.keras` under a temporary name, then rename it into place."""
-    with atomic_path(path) as temporary:
-        model.save(temporary)
 
 
 # ----------------------------------------------------------------------------- data
@@ -302,16 +316,16 @@ def prepare_teacher(run: Run, train_dir, dev_dir, dev_ds):
     """Load the teacher, fine-tune it on the task unless done already, and evaluate it."""
     config = run.config
     schedule = config.teacher.finetune
-    path = run.path("teacher.keras")
-    if path.exists() and schedule.skip_if_exists:
-        run.say(f"reusing the fine-tuned teacher {path}")
-        teacher = keras.saving.load_model(path, compile=False)
-    else:
+
+    def fine_tune():
         teacher = load_teacher(config.teacher.source, num_classes=config.task.num_classes)
         if schedule.enabled:
             teacher = _train_on_labels(run, teacher, "teacher", schedule, schedule.epochs,
                                        train_dir, dev_ds)
-        save_model(teacher, path)
+        return teacher
+
+    teacher = run.load_or_build("teacher.keras", fine_tune, reuse=schedule.skip_if_exists,
+                                what="fine-tuned teacher")
     scores = evaluate_classifier(teacher, dev_ds, config.task.metrics)
     run.report["teacher"] = _model_summary(teacher, scores)
     run.say(f"teacher {scores}")
@@ -422,19 +436,9 @@ def _general_corpus(run: Run, corpus: str) -> pathlib.Path:
 def train_baseline(run: Run, teacher, train_dir, dev_ds):
     """The same student trained on labels alone for as many steps as distillation took."""
     config = run.config
-    path = run.path("baseline.keras")
-    if path.exists():
-        baseline = keras.saving.load_model(path, compile=False)
-    else:
-        schedule = config.baseline
-        stages = config.distill
-        epochs = schedule.epochs
-        if epochs is None:
-            epochs = ((stages.intermediate.epochs if stages.intermediate.enabled else 0)
-                      + (stages.prediction.epochs if stages.prediction.enabled else 0)) or 1
-        baseline = _train_on_labels(run, _new_student(run, teacher), "baseline", schedule,
-                                    epochs, train_dir, dev_ds)
-        save_model(baseline, path)
+    baseline = run.load_or_build("baseline.keras", lambda: _train_on_labels(
+        run, _new_student(run, teacher), "baseline", config.baseline,
+        config.baseline_epochs(), train_dir, dev_ds))
     scores = evaluate_classifier(baseline, dev_ds, config.task.metrics)
     run.report["baseline"] = _model_summary(baseline, scores)
     run.say(f"label-only baseline {scores}")

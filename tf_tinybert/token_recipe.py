@@ -34,7 +34,7 @@ from collections.abc import Callable
 import keras
 
 from tf_tinybert import token_evaluation
-from tf_tinybert.atomic import atomic_path, write_bytes, write_text
+from tf_tinybert.atomic import save_model, write_bytes, write_text
 from tf_tinybert.choices import QUESTION_ANSWERING, TOKEN_CLASSIFICATION, TOKEN_TASK_TYPES
 from tf_tinybert.data import prepare_tokens, squad
 from tf_tinybert.data.readers import drop_bad_rows
@@ -349,12 +349,6 @@ def new_token_student(student_config, teacher, max_sequence_length: int):
 # ----------------------------------------------------------------------------- the recipe
 
 
-def save_model(model: keras.Model, path: pathlib.Path) -> None:
-    """Save a model as `.keras` under a temporary name, then rename it into place."""
-    with atomic_path(path) as temporary:
-        model.save(temporary)
-
-
 class _TokenRun:
     """The lengths and shape of a token recipe run, beside `recipe.Run`'s state."""
 
@@ -436,11 +430,8 @@ def _record(run, name: str, model, scores: dict) -> None:
 def _token_teacher(trun: _TokenRun, train_dir, dev_ds, evaluate):
     run, config = trun.run, trun.run.config
     schedule = config.teacher.finetune
-    path = run.path("teacher.keras")
-    if path.exists() and schedule.skip_if_exists:
-        run.say(f"reusing the fine-tuned teacher {path}")
-        teacher = keras.saving.load_model(path, compile=False)
-    else:
+
+    def fine_tune():
         num_classes = len(trun.task.tags) or None
         teacher = load_token_teacher(config.teacher.source, trun.task.task_type, num_classes)
         if schedule.enabled:
@@ -450,7 +441,10 @@ def _token_teacher(trun: _TokenRun, train_dir, dev_ds, evaluate):
                 metrics=trun.task.metrics, evaluate=evaluate, verbose=run.verbose)
             run.record_history("teacher", result.history)
             teacher = result.model
-        save_model(teacher, path)
+        return teacher
+
+    teacher = run.load_or_build("teacher.keras", fine_tune, reuse=schedule.skip_if_exists,
+                                what="fine-tuned teacher")
     _record(run, "teacher", teacher, trun.scores(teacher, evaluate, dev_ds))
     return teacher
 
@@ -500,24 +494,19 @@ def _distill_token_student(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate
 
 def _token_baseline(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate):
     run, config = trun.run, trun.run.config
-    path = run.path("baseline.keras")
-    if path.exists():
-        baseline = keras.saving.load_model(path, compile=False)
-    else:
-        schedule, stages = config.baseline, config.distill
-        epochs = schedule.epochs
-        if epochs is None:
-            epochs = ((stages.intermediate.epochs if stages.intermediate.enabled else 0)
-                      + (stages.prediction.epochs if stages.prediction.enabled else 0)) or 1
+
+    def train():
         keras.utils.set_random_seed(config.seed)
         student = new_token_student(config.student, teacher, max(trun.length, trun.export_length))
         result = train_on_labels(
-            student, trun.dataset(train_dir, schedule.batch_size, True), folder=run.dir,
-            name="baseline", schedule=schedule, epochs=epochs, training=config.training,
-            dev_data=dev_ds, metrics=trun.task.metrics, evaluate=evaluate, verbose=run.verbose)
+            student, trun.dataset(train_dir, config.baseline.batch_size, True), folder=run.dir,
+            name="baseline", schedule=config.baseline, epochs=config.baseline_epochs(),
+            training=config.training, dev_data=dev_ds, metrics=trun.task.metrics,
+            evaluate=evaluate, verbose=run.verbose)
         run.record_history("baseline", result.history)
-        baseline = result.model
-        save_model(baseline, path)
+        return result.model
+
+    baseline = run.load_or_build("baseline.keras", train)
     _record(run, "baseline", baseline, trun.scores(baseline, evaluate, dev_ds))
 
 
