@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from runtime_export import keras_probabilities, pack_batch
-from tiny_models import random_features, tiny_classifier, tiny_tokenizer
+from tiny_models import random_features, spread_weights, tiny_classifier, tiny_tokenizer
 
 from tf_tinybert.export import export_classifier, to_tflite
 from tf_tinybert.export.calibration import calibration_examples, real_length
@@ -22,18 +22,10 @@ TEXTS = ["a witty film", "boring", "the movie was not very good , but the actors
 LONG_TEXT = "a fun story and the plot is great " * 12  # 96 words: longer than MAX_LENGTH
 
 
-def spread(model, std=1.0, seed=3):
-    """Large random weights, so that probabilities move with the text."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        if len(weight.shape) >= 2:
-            weight.assign(rng.normal(0.0, std, weight.shape).astype("float32"))
-    return model
-
-
 @pytest.fixture(scope="module")
 def model():
-    return spread(tiny_classifier(max_sequence_length=MAX_LENGTH, dropout=0.0))
+    return spread_weights(tiny_classifier(max_sequence_length=MAX_LENGTH, dropout=0.0),
+                          std=1.0, seed=3)
 
 
 @pytest.fixture(scope="module")

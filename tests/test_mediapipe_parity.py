@@ -4,10 +4,9 @@ import importlib.util
 import pathlib
 import sys
 
-import numpy as np
 import pytest
 from runtime_export import export_tiny_model
-from tiny_models import tiny_classifier, tiny_tokenizer
+from tiny_models import spread_weights, tiny_classifier, tiny_tokenizer
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mediapipe_parity.py"
 SENTENCES = 20
@@ -20,16 +19,6 @@ def load_script():
     sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
     return sys.modules[spec.name]
-
-
-def spread_weights(model, std=0.5, seed=0):
-    """Large random matrices, so that the probabilities move with the text (see
-    tests/test_runtime_classifier.py: at 0.02 a tiny model is near-uniform whatever the text)."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        if len(weight.shape) >= 2:
-            weight.assign(rng.normal(0.0, std, weight.shape).astype("float32"))
-    return model
 
 
 def test_strip_accents_matches_the_samples():

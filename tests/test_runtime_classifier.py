@@ -10,7 +10,7 @@ import keras_hub
 import numpy as np
 import pytest
 from runtime_export import export_tiny_model
-from tiny_models import tiny_classifier, tiny_tokenizer
+from tiny_models import spread_weights, tiny_classifier, tiny_tokenizer
 
 from tf_tinybert.export import export_classifier
 from tf_tinybert.runtime import (
@@ -40,19 +40,6 @@ SENTENCES = [
 ]
 PAIRS = [("a witty film", "the plot was awful"), ("", "great fun"),
          ("the story is very very good " * 3, "but the actors are bad " * 3)]
-
-
-def spread_weights(model, std=0.5, seed=0):
-    """Redraws every matrix with a large std so that the text moves the probabilities.
-
-    At BERT's 0.02 initialisation a tiny model gives near-uniform probabilities whatever
-    the text, which would make a parity check between runtimes almost vacuous.
-    """
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        if len(weight.shape) >= 2:
-            weight.assign(rng.normal(0.0, std, weight.shape).astype("float32"))
-    return model
 
 
 @pytest.fixture(scope="module")

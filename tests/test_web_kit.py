@@ -22,8 +22,7 @@ import keras_hub
 import numpy as np
 import pytest
 from runtime_export import export_tiny_model
-from test_runtime_classifier import spread_weights
-from tiny_models import TINY_VOCAB, tiny_classifier
+from tiny_models import TINY_VOCAB, spread_weights, tiny_classifier
 
 from tf_tinybert.runtime import TextClassifier
 

@@ -64,6 +64,19 @@ def random_features(batch_size=4, sequence_length=12, vocabulary_size=TINY_VOCAB
     }
 
 
+def spread_weights(model, std=0.5, seed=0):
+    """Redraws every matrix with a large std so that the text moves the probabilities.
+
+    At BERT's 0.02 initialisation a tiny model gives near-uniform probabilities whatever
+    the text, which would make a parity check between runtimes almost vacuous.
+    """
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        if len(weight.shape) >= 2:
+            weight.assign(rng.normal(0.0, std, weight.shape).astype("float32"))
+    return model
+
+
 def make_pre_layer_norm(model):
     """Turn a classifier's encoder layers pre-LayerNorm (keras-hub's `normalize_first=True`).
 
