@@ -178,13 +178,29 @@ class SplitStreamForward:
             xm, xo = self._layer_norm(parts.feedforward_layer_norm, xm, xo)
         return xm, xo
 
-    def __call__(self, token_ids, padding_mask, segment_ids):
+    def encode(self, token_ids, padding_mask, segment_ids):
+        """The last encoder layer's output [B, L, H] as its (ordinary, outlier) parts."""
         parts = self.parts
         xm, xo = self._embed(token_ids, segment_ids)
         xm, xo = self._layer_norm(parts.embeddings.layer_norm, xm, xo)
         keep = tf.greater(padding_mask, 0)[:, None, None, :]
         for layer in parts.layers:
             xm, xo = self._encoder_layer(layer, xm, xo, keep)
+        return xm, xo
+
+    def token_logits(self, token_ids, padding_mask, segment_ids):
+        """Per-token head logits [B, L, C] of a tagger or span extractor (`token_models`).
+
+        The head's Dense reads the split stream as two matmuls, so the outlier channels
+        never share an int8 tensor with the ordinary ones, up to the logits.
+        """
+        xm, xo = self.encode(token_ids, padding_mask, segment_ids)
+        head = self.parts.head
+        return self._read(xm, xo, head.kernel, head.bias)
+
+    def __call__(self, token_ids, padding_mask, segment_ids):
+        parts = self.parts
+        xm, xo = self.encode(token_ids, padding_mask, segment_ids)
         cls = parts.cls_token_index
         pooler = parts.pooler
         pooled = pooler.activation(self._read(xm[:, cls:cls + 1], xo[:, cls:cls + 1],
@@ -195,7 +211,7 @@ class SplitStreamForward:
         """Every LayerNorm's input [B, L, H] (channels in model order), run eagerly."""
         self._record = []
         try:
-            self(token_ids, padding_mask, segment_ids)
+            self.encode(token_ids, padding_mask, segment_ids)
             return self._record
         finally:
             self._record = None

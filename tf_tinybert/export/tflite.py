@@ -146,12 +146,7 @@ def to_tflite(
     if attention_mask_value == _AUTO:
         attention_mask_value = INT8_ATTENTION_MASK_VALUE if quantization == "int8" else None
 
-    if isinstance(outlier_channels, bool) or not isinstance(outlier_channels, int) \
-            or outlier_channels < 0:
-        raise ValueError(
-            "Expected `outlier_channels` to be an integer >= 0. "
-            f"Received: outlier_channels={outlier_channels!r}."
-        )
+    check_outlier_channels(outlier_channels)
     examples = channels = None
     if quantization == "int8":
         examples = calibration_examples(
@@ -167,19 +162,45 @@ def to_tflite(
             width = max(e[INPUT_WORD_IDS].shape[1] for e in examples)
             examples = [{name: fit_length(value[0], width)[None, :]
                          for name, value in e.items()} for e in examples]
-        # At most an eighth of the channels: the split pays off for a few outliers only.
-        count = min(outlier_channels, model.backbone.hidden_dim // 8)
-        if count > 0 and attention_mask_value is not None:
-            width = max(e[INPUT_WORD_IDS].shape[1] for e in examples)
-            batch = {key: np.concatenate([fit_length(e[name][0], width)[None, :]
-                                          for e in examples])
-                     for name, key in INPUT_FEATURES.items()}
-            channels = find_outlier_channels(model, batch, count)
+        if attention_mask_value is not None:
+            channels = calibrated_outlier_channels(model, examples, outlier_channels)
     with tempfile.TemporaryDirectory(prefix="tf_tinybert_savedmodel_") as saved_model_dir:
         save_serving_model(model, saved_model_dir,
                            None if dynamic_length else sequence_length,
                            attention_mask_value, channels)
         return convert_saved_model(saved_model_dir, quantization, examples, float_ops, int8_io)
+
+
+def check_outlier_channels(outlier_channels) -> int:
+    """Returns `outlier_channels` as an int, or raises ValueError unless it is an int >= 0."""
+    if isinstance(outlier_channels, bool) or not isinstance(outlier_channels, int) \
+            or outlier_channels < 0:
+        raise ValueError(
+            "Expected `outlier_channels` to be an integer >= 0. "
+            f"Received: outlier_channels={outlier_channels!r}."
+        )
+    return outlier_channels
+
+
+def calibrated_outlier_channels(model, examples, outlier_channels: int) -> list[int] | None:
+    """The hidden channels an int8 export holds apart (see outliers.py), or None for none.
+
+    `examples` are the calibration rows (dicts of int32 [1, L] serving inputs); at most
+    an eighth of the hidden channels are taken, since the split pays off for a few
+    outliers only. Shared by the classifier and the token-model exports.
+
+    Example:
+    ```python
+    calibrated_outlier_channels(student, examples, INT8_OUTLIER_CHANNELS)  # [62, 99, ...]
+    ```
+    """
+    count = min(check_outlier_channels(outlier_channels), model.backbone.hidden_dim // 8)
+    if count == 0:
+        return None
+    width = max(e[INPUT_WORD_IDS].shape[1] for e in examples)
+    batch = {key: np.concatenate([fit_length(e[name][0], width)[None, :] for e in examples])
+             for name, key in INPUT_FEATURES.items()}
+    return find_outlier_channels(model, batch, count)
 
 
 def convert_saved_model(saved_model_dir, quantization: str, examples=None, float_ops=(),

@@ -35,10 +35,14 @@ from tf_tinybert.choices import EXPORT_MODES, TOKEN_CLASSIFICATION
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import calibration_examples
 from tf_tinybert.export.serving import INPUT_FEATURES
+from tf_tinybert.export.outliers import SplitStreamForward
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
+    INT8_OUTLIER_CHANNELS,
+    calibrated_outlier_channels,
     check_float_ops,
+    check_outlier_channels,
     check_sequence_length,
     convert_saved_model,
 )
@@ -77,6 +81,9 @@ def serving_outputs(model, token_ids, padding_mask, segment_ids,
                     attention_mask_value: float | None = None) -> dict:
     """The serving outputs of a token model in inference mode (`token_contract` names).
 
+    `attention_mask_value` (a float) masks padded keys with that pre-softmax value instead
+    of Keras' -1e9 (for the int8 graph; see `serving.classifier_probabilities`).
+
     Example:
     ```python
     outputs = serving_outputs(extractor, ids, mask, segments)  # start_logits, end_logits
@@ -89,6 +96,17 @@ def serving_outputs(model, token_ids, padding_mask, segment_ids,
         sequence = backbone_with_intermediates(
             model.backbone, features, attention_mask_value=attention_mask_value)["sequence_output"]
         logits = token_logits(model, sequence)
+    return named_outputs(model, logits)
+
+
+def named_outputs(model, logits) -> dict:
+    """A token model's logits [B, L, C] as its serving outputs (`token_contract` names).
+
+    Example:
+    ```python
+    named_outputs(tagger, tagger(features))  # {"tag_probabilities": ...}
+    ```
+    """
     logits = ops.cast(logits, "float32")
     if model.task == TOKEN_CLASSIFICATION:
         return {TAG_PROBABILITIES: ops.softmax(logits, axis=-1)}
@@ -96,8 +114,13 @@ def serving_outputs(model, token_ids, padding_mask, segment_ids,
 
 
 def save_token_serving_model(model, path: str, sequence_length: int,
-                             attention_mask_value: float | None = None) -> None:
+                             attention_mask_value: float | None = None,
+                             outlier_channels: Sequence[int] | None = None) -> None:
     """Writes a SavedModel whose `serving_default` takes `INPUT_NAMES` int32 [1, L].
+
+    `outlier_channels` (which needs a float `attention_mask_value`) serves the
+    split-stream forward of `outliers.py`, whose int8 graph keeps those hidden channels
+    in tensors of their own up to the head's logits; in float it equals the model.
 
     Example:
     ```python
@@ -105,8 +128,17 @@ def save_token_serving_model(model, path: str, sequence_length: int,
     ```
     """
     check_token_model(model)
+    split = None
+    if outlier_channels is not None:
+        if attention_mask_value is None:
+            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
+        # Built here, eagerly: it reads the weights once, which a traced function cannot.
+        split = SplitStreamForward(model, outlier_channels, float(attention_mask_value))
 
     def serve(input_word_ids, input_mask, input_type_ids):
+        if split is not None:
+            return named_outputs(model, split.token_logits(input_word_ids, input_mask,
+                                                           input_type_ids))
         return serving_outputs(model, input_word_ids, input_mask, input_type_ids,
                                attention_mask_value)
 
@@ -120,6 +152,7 @@ def save_token_serving_model(model, path: str, sequence_length: int,
 def token_to_tflite(
     model, quantization: str = "fp32", sequence_length: int = 128, representative_data=None,
     *, max_calibration_examples: int = 200, float_ops: Sequence[str] = INT8_FLOAT_OPS,
+    outlier_channels: int = INT8_OUTLIER_CHANNELS,
 ) -> bytes:
     """A token model as TFLite bytes (no metadata), builtin ops only.
 
@@ -130,6 +163,9 @@ def token_to_tflite(
             attention keys with INT8_ATTENTION_MASK_VALUE, as the classifier export does.
         sequence_length: L of the [1, L] inputs.
         float_ops: "int8" only: operators kept in float32 (see `tflite.INT8_FLOAT_OPS`).
+        outlier_channels: "int8" only: how many hidden channels the graph holds in
+            tensors of their own, up to the head's logits (see outliers.py); 0 turns
+            the split off.
 
     Example:
     ```python
@@ -144,13 +180,15 @@ def token_to_tflite(
     if (quantization == "int8") != (representative_data is not None):
         raise ValueError("`representative_data` is needed by, and only by, quantization='int8'.")
     float_ops = check_float_ops(float_ops)
-    mask_value = INT8_ATTENTION_MASK_VALUE if quantization == "int8" else None
+    check_outlier_channels(outlier_channels)
+    mask_value = examples = channels = None
+    if quantization == "int8":
+        mask_value = INT8_ATTENTION_MASK_VALUE
+        examples = calibration_examples(representative_data, sequence_length,
+                                        max_calibration_examples)
+        channels = calibrated_outlier_channels(model, examples, outlier_channels)
     with tempfile.TemporaryDirectory(prefix="tf_tinybert_token_savedmodel_") as saved_model_dir:
-        save_token_serving_model(model, saved_model_dir, sequence_length, mask_value)
-        examples = None
-        if quantization == "int8":
-            examples = calibration_examples(representative_data, sequence_length,
-                                            max_calibration_examples)
+        save_token_serving_model(model, saved_model_dir, sequence_length, mask_value, channels)
         return convert_saved_model(saved_model_dir, quantization, examples, float_ops)
 
 
