@@ -212,6 +212,21 @@ def save_serving_model(
         )
         return {name: probability}
 
+    write_serving_archive(model, path, serve, sequence_length)
+
+
+def write_serving_archive(model, path: str, serve, sequence_length: int | None) -> None:
+    """Writes `serve(input_word_ids, input_mask, input_type_ids) -> {name: tensor}` as the
+    `serving_default` signature of a SavedModel at `path`, inputs int32 [1, sequence_length]
+    named `INPUT_NAMES` (None: any length), tracking `model`'s weights.
+
+    Shared by the classifier export and the token-model exports (`token_export`).
+
+    Example:
+    ```python
+    write_serving_archive(model, "/tmp/serving", lambda *ids: {"logits": ...}, 128)
+    ```
+    """
     signature = [tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in INPUT_NAMES]
     archive = keras.export.ExportArchive()
     archive.track(model)

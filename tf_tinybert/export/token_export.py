@@ -27,15 +27,14 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from tf_tinybert.atomic import write_bytes, write_text
 from tf_tinybert.choices import EXPORT_MODES, TOKEN_CLASSIFICATION
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import calibration_examples
-from tf_tinybert.export.serving import INPUT_FEATURES
 from tf_tinybert.export.outliers import SplitStreamForward
+from tf_tinybert.export.serving import INPUT_FEATURES, write_serving_archive
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
     INT8_FLOAT_OPS,
@@ -49,7 +48,6 @@ from tf_tinybert.export.tflite import (
 from tf_tinybert.keras_hub_bert import backbone_with_intermediates
 from tf_tinybert.runtime.contract import (
     EXPORT_INFO_FILE,
-    INPUT_NAMES,
     LABELS_FILE,
     MODEL_FILE,
     VOCAB_FILE,
@@ -142,11 +140,7 @@ def save_token_serving_model(model, path: str, sequence_length: int,
         return serving_outputs(model, input_word_ids, input_mask, input_type_ids,
                                attention_mask_value)
 
-    signature = [tf.TensorSpec([1, sequence_length], tf.int32, name=n) for n in INPUT_NAMES]
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=signature)
-    archive.write_out(path, verbose=False)
+    write_serving_archive(model, path, serve, sequence_length)
 
 
 def token_to_tflite(
