@@ -173,6 +173,34 @@ def test_runtime_resizes_only_when_the_length_changes(exports):
     np.testing.assert_array_equal(first, again)
 
 
+def test_a_list_runs_shortest_first_and_keeps_its_order(exports):
+    classifier = TextClassifier(exports["dynamic"].model_path)
+    texts = ["a witty film", "boring", "fun fun fun", "a witty film and a gorgeous plot",
+             "boring", "awful"]
+    one_by_one = [classifier.probabilities(t) for t in texts]
+    calls = []
+    original = classifier._interpreter.allocate_tensors
+
+    def counting():
+        calls.append(1)
+        return original()
+
+    classifier._interpreter.allocate_tensors = counting
+    results = classifier.classify(texts)
+    assert [r.text for r in results] == texts
+    for result, expected in zip(results, one_by_one, strict=True):
+        scores = [0.0] * len(expected)
+        for category in result.categories:
+            scores[category.index] = category.score
+        np.testing.assert_allclose(scores, expected, atol=1e-6)
+    # Lengths 5, 3, 5, 9, 3, 3 in this order. The interpreter was left at 3 ("awful"):
+    # shortest first, it re-plans for 5 and for 9 only; in the list's order it would
+    # re-plan at every change of length, four times.
+    lengths = [len(classifier.encode(t)["input_word_ids"]) for t in texts]
+    assert lengths == [5, 3, 5, 9, 3, 3]
+    assert len(calls) == 2
+
+
 def test_runtime_needs_a_maximum_for_a_bare_dynamic_model(exports, tmp_path):
     bare = tmp_path / "model.tflite"
     bare.write_bytes(open(exports["dynamic"].model_path, "rb").read())

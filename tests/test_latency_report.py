@@ -49,3 +49,37 @@ def test_merge_keeps_the_other_report_keys_and_replaces_latency(script, tmp_path
     assert report["latency"]["student_int8_ms"] == 6.0
     assert report["latency"]["command"] == "x"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_latency_keys_add_the_whole_list_figure_when_measured(script):
+    keys = script.latency_keys({**FIGURES, "dynamic_list": {"mean_ms": 1.2}}, "int8")
+    assert keys["student_int8_variable_list_mean_ms"] == 1.2
+    assert keys["fixed128_over_variable_list"] == pytest.approx(6.0 / 1.2)
+    assert "student_int8_variable_list_mean_ms" not in script.latency_keys(FIGURES, "int8")
+
+
+class _CountingClassifier:
+    """Stands in for a TextClassifier: records the input lengths it is run at."""
+
+    def __init__(self):
+        self.lengths = []
+
+    def encode(self, text):
+        import numpy as np
+
+        n = len(text.split()) + 2
+        return {"input_word_ids": np.zeros(n, np.int32), "input_mask": np.ones(n, np.int32)}
+
+    def run_encoded(self, inputs):
+        self.lengths.append(inputs["input_word_ids"].shape[0])
+
+
+def test_measure_runs_shortest_first_only_where_asked(script):
+    texts = ["a b c", "a", "a b c d e", "a b"]
+    plain, listed = _CountingClassifier(), _CountingClassifier()
+    figures = script.measure({"dynamic": plain, "dynamic_list": listed}, texts, rounds=2,
+                             shortest_first=("dynamic_list",))
+    assert plain.lengths[:4] == [5, 3, 7, 4] and len(plain.lengths) == 12  # warm-up + 2 rounds
+    assert listed.lengths[:4] == [3, 4, 5, 7]
+    assert figures["dynamic_list"]["sentences"] == 4
+    assert figures["dynamic_list"]["input_length_mean"] == figures["dynamic"]["input_length_mean"]

@@ -284,7 +284,10 @@ class TextClassifier:
     def probabilities(self, text: str, text_pair: str | None = None) -> np.ndarray:
         """The model's float32 class probabilities [C] for one text (and optional pair);
         for a regression model its one score [1]."""
-        values = np.asarray(self.run_encoded(self.encode(text, text_pair)))
+        return self._scores(self.encode(text, text_pair))
+
+    def _scores(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        values = np.asarray(self.run_encoded(inputs))
         scale, zero_point = self._output_quantization
         if values.dtype != np.float32 and scale:
             values = (values.astype(np.float32) - zero_point) * scale
@@ -319,7 +322,9 @@ class TextClassifier:
         over the two texts of a pair, which keeps the same tokens as BERT's "shorten the
         longer text first"); empty text is classified as `[CLS] [SEP]`. `top_k` keeps only
         the best k categories. A regression model gives one category, "score", whose
-        `score` is the predicted value.
+        `score` is the predicted value. A list is encoded first, then run shortest text
+        first (a dynamic-length model then resizes its inputs once per distinct length);
+        the results keep the list's order.
         """
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"Expected `top_k` to be a positive int or None. Received: {top_k!r}")
@@ -343,10 +348,21 @@ class TextClassifier:
                     f"Expected every text to be a str. Received: {type(item).__name__} at "
                     f"position {position}."
                 )
-        return [self._classify_one(t, p, top_k) for t, p in zip(texts, pairs)]
+        encoded = [self.encode(t, p) for t, p in zip(texts, pairs)]
+        # A dynamic-length model re-plans its tensors whenever the length changes (about
+        # 0.1 ms for the 3-layer SST-2 student); running the texts shortest first changes
+        # it once per distinct length. Results come back in the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i][INPUT_NAMES[0]]))
+        results = [None] * len(texts)
+        for i in order:
+            results[i] = self._classification(texts[i], pairs[i], self._scores(encoded[i]), top_k)
+        return results
 
     def _classify_one(self, text: str, text_pair: str | None, top_k: int | None):
-        scores = self.probabilities(text, text_pair)
+        return self._classification(text, text_pair, self.probabilities(text, text_pair), top_k)
+
+    def _classification(self, text: str, text_pair: str | None, scores: np.ndarray,
+                        top_k: int | None) -> Classification:
         order = np.argsort(-scores, kind="stable")[:top_k]
         categories = tuple(
             Category(int(index), float(scores[index]), self.labels[index]) for index in order
