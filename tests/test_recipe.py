@@ -142,3 +142,34 @@ def test_console_script_runs_an_int8_recipe_from_a_preset_teacher(tmp_path):
         assert abs(sum(c.score for c in result.categories) - 1.0) <= 0.02
     assert [{"text": s, "label": r.label, "score": round(r.score, 4)}
             for s, r in zip(sentences, results)] == report["examples"]
+
+
+def test_a_stage_keeps_its_time_when_reloaded_and_records_it_when_it_works_again(tmp_path):
+    import time
+    import types
+
+    from tf_tinybert.recipe import Run
+
+    config = types.SimpleNamespace(run_dir=str(tmp_path), name="t")
+    first = Run(config, verbose=0)
+    with first.stage("teacher"):
+        time.sleep(0.3)
+    recorded = first.report["stages"]["teacher"]["seconds"]
+    assert recorded >= 0.3
+
+    again = Run(config, verbose=0)  # reads report.json
+    with again.stage("teacher"):  # a rerun that only reloads: the first run's time stays
+        pass
+    assert again.report["stages"]["teacher"]["seconds"] == recorded
+    # The model file was deleted and the stage trained again: its new time is recorded.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with again.stage("teacher"):
+        again.load_or_build("teacher.keras", lambda: model)
+    saved = json.loads((tmp_path / "report.json").read_text())["stages"]["teacher"]["seconds"]
+    assert saved != recorded and saved < 0.3
+    with again.stage("teacher"):  # now reused from the file: the time stays
+        again.load_or_build("teacher.keras", lambda: pytest.fail("rebuilt"))
+    assert again.report["stages"]["teacher"]["seconds"] == saved
+    with again.stage("teacher", fresh=True):  # a stage entered only to work
+        time.sleep(0.4)
+    assert again.report["stages"]["teacher"]["seconds"] >= 0.4

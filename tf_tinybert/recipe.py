@@ -59,6 +59,7 @@ class Run:
         self.verbose = verbose
         self.tokenizer = None
         self.report: dict = {"name": config.name, "stages": {}}
+        self._worked = False
         previous = self.dir / "report.json"
         if previous.exists():
             self.report = json.loads(previous.read_text(encoding="utf-8"))
@@ -72,21 +73,30 @@ class Run:
             print(f"[tf-tinybert] {message}", flush=True)
 
     @contextlib.contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str, fresh: bool = False):
         """Time a stage, record its seconds and rewrite report.json when it ends.
 
-        A stage completed by an earlier run keeps that run's time: running the command again
-        only reloads its result.
+        A stage completed by an earlier run keeps that run's time when running the command
+        again only reloads its result. It records the new time when it did work this time:
+        `fresh=True` (a stage entered only to do its work), or `mark_work()` called inside
+        it (by `load_or_build` when it trains, or where data or an export is made again,
+        say after its file was deleted).
         """
         self.say(f"stage {name}")
         entry = self.report["stages"].setdefault(name, {})
         completed_before = entry.get("completed", False)
+        self._worked = fresh
         start = time.perf_counter()
         yield
-        if not completed_before:
+        if not completed_before or self._worked:
             entry["seconds"] = round(time.perf_counter() - start, 1)
             entry["completed"] = True
+        self._worked = False
         self.save_report()
+
+    def mark_work(self) -> None:
+        """Note that the current stage built something rather than reloading it (see `stage`)."""
+        self._worked = True
 
     def save_report(self) -> None:
         write_bytes(self.path("report.json"),
@@ -108,6 +118,7 @@ class Run:
             if what:
                 self.say(f"reusing the {what} {path}")
             return keras.saving.load_model(path, compile=False)
+        self.mark_work()
         model = build()
         save_model(model, path)
         return model
@@ -203,6 +214,7 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
             return output
     if source is not None:
         run.say(f"preparing {split} from {source.description['path']}")
+        run.mark_work()
         files = task.files
         tt_data.prepare(input=source.description["path"], format=files.format,
                         text_column=files.text_column, text_pair_column=files.text_pair_column,
@@ -214,6 +226,7 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
         if subset:
             split_name = f"{split_name}[:{subset}]"
         run.say(f"preparing {split} from tensorflow-datasets {name} ({split_name})")
+        run.mark_work()
         common["labels"] = list(task.labels) or None
         tt_data.prepare(input=name, format="tfds", split=split_name,
                         text_column=task.tfds.text_column,
@@ -399,7 +412,7 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
         distiller = Distiller(teacher=teacher, student=student,
                               layer_map=layer_map if isinstance(layer_map, str) else list(layer_map))
         if stages.general.enabled:
-            with run.stage("general"):
+            with run.stage("general", fresh=True):
                 corpus = _general_corpus(run, stages.general.corpus)
                 corpus_ds = tt_data.load(corpus, batch_size=stages.general.batch_size,
                                          seed=config.seed)
@@ -407,14 +420,14 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
                          loss_weights=stages.general.loss_weights.as_dict(),
                          **_relation_options(stages.general))
         if stages.intermediate.enabled:
-            with run.stage("intermediate"):
+            with run.stage("intermediate", fresh=True):
                 train_ds = _dataset(run, train_dir, stages.intermediate.batch_size, training=True)
                 _distill(run, distiller, "intermediate", stages.intermediate, train_ds, dev_ds,
                          loss_weights=stages.intermediate.loss_weights.as_dict(),
                          **_relation_options(stages.intermediate))
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
-        with run.stage("prediction"):
+        with run.stage("prediction", fresh=True):
             distiller = Distiller(teacher=teacher, student=student)
             train_ds = _dataset(run, prediction_dir, stages.prediction.batch_size, training=True)
             student = _distill(run, distiller, "prediction", stages.prediction, train_ds, dev_ds,
@@ -427,6 +440,7 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
 def _general_corpus(run: Run, corpus: str) -> pathlib.Path:
     output = run.path("data", "general")
     if not (output / "manifest.json").exists():
+        run.mark_work()
         tt_data.prepare(input=corpus, tokenizer=run.tokenizer, output=output, format="text",
                         unlabeled=True, max_sequence_length=run.config.data.max_sequence_length,
                         overwrite=True, verbose=run.verbose)
@@ -466,6 +480,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
             entry = json.loads(summary_path.read_text(encoding="utf-8"))
         else:
             run.say(f"exporting the {who} ({mode})")
+            run.mark_work()
             report = export_classifier(
                 model, tokenizer, output, quantization=mode,
                 sequence_length=export.sequence_length,
@@ -545,6 +560,7 @@ def _run_sentence_stages(run: Run) -> None:
             with run.stage("augment"):
                 distill_dir = run.path("data", "augmented")
                 if not (distill_dir / "manifest.json").exists():
+                    run.mark_work()
                     tt_data.augment(train_dir, distill_dir, teacher=teacher,
                                     copies=config.augment.copies, p=config.augment.p,
                                     candidates=config.augment.candidates, seed=config.seed,
@@ -554,6 +570,7 @@ def _run_sentence_stages(run: Run) -> None:
             with run.stage("cache_teacher"):
                 prediction_dir = run.path("data", "teacher_cache")
                 if not (prediction_dir / "manifest.json").exists():
+                    run.mark_work()
                     tt_data.cache_teacher(distill_dir, teacher, prediction_dir, overwrite=True)
         student = distill_student(run, teacher, distill_dir, prediction_dir, dev_ds)
         scores = evaluate_classifier(student, dev_ds, config.task.metrics)

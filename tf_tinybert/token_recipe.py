@@ -407,6 +407,7 @@ def _prepare_token_data(trun: _TokenRun, tokenizer):
                    if summary_path.is_file() else {})
         if any(summary.get(key) != value for key, value in wanted.items()):
             run.say(f"preparing {split} from {source}")
+            run.mark_work()
             summary = trun.shape.prepare(source, tokenizer, output, task, trun.length,
                                          config.data.skip_bad_rows)
         folders[split] = (output, summary)
@@ -464,7 +465,7 @@ def _distill_token_student(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate
         keras.utils.set_random_seed(config.seed)
         student = new_token_student(config.student, teacher, max(trun.length, trun.export_length))
         if stages.intermediate.enabled:
-            with run.stage("intermediate"):
+            with run.stage("intermediate", fresh=True):
                 layer_map = stages.intermediate.layer_map
                 distiller = trun.shape.distiller(
                     teacher=teacher, student=student,
@@ -478,7 +479,7 @@ def _distill_token_student(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate
                 run.record_history("intermediate", result.history)
         save_model(student, intermediate_path)
     if stages.prediction.enabled:
-        with run.stage("prediction"):
+        with run.stage("prediction", fresh=True):
             prediction = stages.prediction
             result = distill(
                 trun.shape.distiller(teacher=teacher, student=student),
@@ -537,6 +538,7 @@ def _export_token_models(trun: _TokenRun, student, teacher, tokenizer, train_dir
             entry = json.loads(summary_path.read_text(encoding="utf-8"))
         else:
             run.say(f"exporting the {who} ({mode})")
+            run.mark_work()
             info = trun.shape.exporter(
                 model, tokenizer, output, label_names=labels, quantization=mode,
                 sequence_length=trun.export_length,
