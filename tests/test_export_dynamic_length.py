@@ -153,8 +153,8 @@ def test_runtime_runs_each_text_at_its_own_length(exports, model):
     assert np.abs(ours[:, 1] - ours[0, 1]).max() > 1e-3
 
 
-def test_runtime_resizes_only_when_the_length_changes(exports):
-    classifier = TextClassifier(exports["dynamic"].model_path)
+def _count_allocations(classifier) -> list:
+    """A list that gets one item per `allocate_tensors` call of the classifier's interpreter."""
     interpreter = classifier._interpreter
     calls = []
     original = interpreter.allocate_tensors
@@ -164,6 +164,12 @@ def test_runtime_resizes_only_when_the_length_changes(exports):
         return original()
 
     interpreter.allocate_tensors = counting
+    return calls
+
+
+def test_runtime_resizes_only_when_the_length_changes(exports):
+    classifier = TextClassifier(exports["dynamic"].model_path)
+    calls = _count_allocations(classifier)
     first = classifier.probabilities("a witty film")
     again = classifier.probabilities("a witty film")
     classifier.probabilities("fun fun fun")  # same length (5 tokens)
@@ -178,14 +184,7 @@ def test_a_list_runs_shortest_first_and_keeps_its_order(exports):
     texts = ["a witty film", "boring", "fun fun fun", "a witty film and a gorgeous plot",
              "boring", "awful"]
     one_by_one = [classifier.probabilities(t) for t in texts]
-    calls = []
-    original = classifier._interpreter.allocate_tensors
-
-    def counting():
-        calls.append(1)
-        return original()
-
-    classifier._interpreter.allocate_tensors = counting
+    calls = _count_allocations(classifier)
     results = classifier.classify(texts)
     assert [r.text for r in results] == texts
     for result, expected in zip(results, one_by_one, strict=True):

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "variable_length_latency.py"
@@ -65,8 +66,6 @@ class _CountingClassifier:
         self.lengths = []
 
     def encode(self, text):
-        import numpy as np
-
         n = len(text.split()) + 2
         return {"input_word_ids": np.zeros(n, np.int32), "input_mask": np.ones(n, np.int32)}
 

@@ -217,6 +217,26 @@ class SplitStreamForward:
             self._record = None
 
 
+def split_forward(model, outlier_channels: Sequence[int] | None,
+                  attention_mask_value: float | None) -> SplitStreamForward | None:
+    """A `SplitStreamForward` for `outlier_channels`, or None when they are None.
+
+    Build it eagerly (it reads the weights once, which a traced function cannot). The split
+    graph masks padded keys with a float value, so `outlier_channels` needs a float
+    `attention_mask_value` (ValueError otherwise). Shared by the classifier and token exports.
+
+    Example:
+    ```python
+    forward = split_forward(model, [99, 223], attention_mask_value=-30.0)
+    ```
+    """
+    if outlier_channels is None:
+        return None
+    if attention_mask_value is None:
+        raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
+    return SplitStreamForward(model, outlier_channels, float(attention_mask_value))
+
+
 def find_outlier_channels(model, features: dict, count: int = 8) -> list[int]:
     """The `count` hidden channels with the largest |value| at any LayerNorm input.
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from tf_tinybert.export.outliers import SplitStreamForward
+from tf_tinybert.export.outliers import split_forward
 from tf_tinybert.keras_hub_bert import forward_with_intermediates
 from tf_tinybert.runtime.contract import (
     INPUT_MASK,
@@ -142,12 +142,9 @@ def classifier_probabilities(
     probs = classifier_probabilities(model, ids, mask, segments, attention_mask_value=-30.0)
     ```
     """
-    if outlier_channels is not None:
-        if attention_mask_value is None:
-            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
-        outputs = SplitStreamForward(model, outlier_channels, float(attention_mask_value))(
-            token_ids, padding_mask, segment_ids
-        )
+    split = split_forward(model, outlier_channels, attention_mask_value)
+    if split is not None:
+        outputs = split(token_ids, padding_mask, segment_ids)
     elif attention_mask_value is None:
         outputs = model(
             {TOKEN_IDS: token_ids, SEGMENT_IDS: segment_ids, PADDING_MASK: padding_mask},
@@ -195,11 +192,7 @@ def save_serving_model(
     ```
     """
     check_classifier(model)
-    split = None
-    if outlier_channels is not None:
-        if attention_mask_value is None:
-            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
-        split = SplitStreamForward(model, outlier_channels, float(attention_mask_value))
+    split = split_forward(model, outlier_channels, attention_mask_value)
 
     name = output_name(model)
 

@@ -33,7 +33,7 @@ from tf_tinybert.atomic import write_bytes, write_text
 from tf_tinybert.choices import EXPORT_MODES, TOKEN_CLASSIFICATION
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from tf_tinybert.export.calibration import calibration_examples
-from tf_tinybert.export.outliers import SplitStreamForward
+from tf_tinybert.export.outliers import split_forward
 from tf_tinybert.export.serving import INPUT_FEATURES, write_serving_archive
 from tf_tinybert.export.tflite import (
     INT8_ATTENTION_MASK_VALUE,
@@ -126,12 +126,7 @@ def save_token_serving_model(model, path: str, sequence_length: int,
     ```
     """
     check_token_model(model)
-    split = None
-    if outlier_channels is not None:
-        if attention_mask_value is None:
-            raise ValueError("`outlier_channels` needs a float `attention_mask_value`.")
-        # Built here, eagerly: it reads the weights once, which a traced function cannot.
-        split = SplitStreamForward(model, outlier_channels, float(attention_mask_value))
+    split = split_forward(model, outlier_channels, attention_mask_value)
 
     def serve(input_word_ids, input_mask, input_type_ids):
         if split is not None:
