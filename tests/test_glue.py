@@ -68,7 +68,8 @@ def glue_run(tmp_path_factory):
     recipe = write_base_recipe(root, paths)
     output = root / "out"
     argv = ["glue", str(recipe), "--tasks", "sst2,stsb", "--data-root", str(data_root),
-            "--output", str(output), "--quiet", "--set", "distill.prediction.temperature=1.0"]
+            "--output", str(output), "--quiet", "--set", "distill.prediction.temperature=1.0",
+            "--set", "stsb:distill.prediction.temperature=2.0"]
     assert main(argv) == 0
     return output, argv
 
@@ -126,6 +127,32 @@ def test_regression_int8_metrics_recount_on_the_export(glue_run):
     assert (output / "stsb" / "export" / "student_int8" / "export.json").exists()
     info = json.loads((output / "stsb" / "export" / "student_int8" / "export.json").read_text())
     assert info["task_type"] == "regression"
+
+
+def test_a_task_prefixed_setting_reaches_that_task_alone(glue_run):
+    import yaml
+
+    output, _ = glue_run
+    saved = {task: yaml.safe_load((output / task / "config.yaml").read_text())
+             for task in ("sst2", "stsb")}
+    assert saved["sst2"]["distill"]["prediction"]["temperature"] == 1.0
+    assert saved["stsb"]["distill"]["prediction"]["temperature"] == 2.0
+    table = json.loads((output / "report.json").read_text())
+    assert table["tasks"]["sst2"]["overrides"] == []
+    assert table["tasks"]["stsb"]["overrides"] == ["distill.prediction.temperature=2.0"]
+    markdown = (output / "report.md").read_text()
+    assert "- stsb: `distill.prediction.temperature=2.0`" in markdown
+    assert "- sst2" not in markdown
+
+
+def test_split_overrides_keeps_colons_in_values_and_refuses_unknown_tasks():
+    from tf_tinybert.glue import split_overrides
+
+    shared, own = split_overrides(["data.data_dir=C:/glue", "cola: seed=2"], ["sst2", "cola"])
+    assert shared == ["data.data_dir=C:/glue"]
+    assert own == {"sst2": [], "cola": ["seed=2"]}
+    with pytest.raises(ValueError, match="'mnli', which is not among --tasks sst2,cola"):
+        split_overrides(["mnli:seed=2"], ["sst2", "cola"])
 
 
 def test_missing_task_folder_is_named(tmp_path):

@@ -668,7 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with one sub-folder per task, named after it (sst2/, cola/...)")
     p.add_argument("--output", required=True, help="folder for the runs and the report")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a field of every task's recipe, e.g. --set seed=1")
+                   help="override a field of every task's recipe, e.g. --set seed=1; "
+                        "TASK:KEY=VALUE overrides it for one task, e.g. "
+                        "--set cola:augment.enabled=true")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_glue)
 

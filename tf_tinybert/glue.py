@@ -2,7 +2,8 @@
 
 For each task the base recipe runs with the task, its data folder and its run folder set
 (`--set task=<task> data.data_dir=<data_root>/<task> output_dir=<output>/<task>`, then the
-user's own `--set` overrides), exactly as `tf-tinybert run` would run it alone. The table
+user's own `--set` overrides, then those given for that task alone as `--set TASK:KEY=VALUE`),
+exactly as `tf-tinybert run` would run it alone. The table
 then lists, per task, four models on the task's own metrics (CoLA Matthews, MRPC
 accuracy/F1, STS-B Pearson/Spearman, SST-2 accuracy, ...):
 
@@ -161,6 +162,31 @@ def average(tasks: dict) -> dict:
     return result
 
 
+def split_overrides(overrides: Iterable[str], tasks: Sequence[str]) -> tuple[list, dict]:
+    """Split `--set` strings into those for every task and those for one (`TASK:KEY=VALUE`).
+
+    A key never holds a colon, so `cola:augment.enabled=true` is CoLA's alone while
+    `data.data_dir=C:/glue` is everyone's. A prefix that is not one of `tasks` is refused.
+
+    Example:
+    >>> split_overrides(["seed=1", "cola:augment.enabled=true"], ["sst2", "cola"])
+    (['seed=1'], {'sst2': [], 'cola': ['augment.enabled=true']})
+    """
+    shared, per_task = [], {task: [] for task in tasks}
+    for item in overrides:
+        task, colon, setting = item.partition("=")[0].partition(":")
+        if not colon:
+            shared.append(item)
+            continue
+        if task.strip() not in per_task:
+            raise ValueError(
+                f"--set {item!r} is for task {task.strip()!r}, which is not among --tasks "
+                f"{','.join(tasks)}. Use TASK:KEY=VALUE with one of those tasks, or KEY=VALUE "
+                "for every task.")
+        per_task[task.strip()].append(item.split(":", 1)[1].strip())
+    return shared, per_task
+
+
 def run_glue(
     config: str | os.PathLike,
     tasks: Sequence[str],
@@ -178,7 +204,8 @@ def run_glue(
         data_root: a folder with one sub-folder per task, named after it.
         output: the folder for the per-task run folders and the report.
         overrides: `--set` style `key=value` strings applied to every task's recipe after
-            the per-task settings.
+            the per-task settings; `task:key=value` applies to that task only, after the
+            shared ones (recorded as `tasks.<task>.overrides` and in report.md).
         verbose: 0 for no progress output.
         command: the command line to record (default: the Python call).
 
@@ -188,7 +215,7 @@ def run_glue(
     Example:
     ```python
     run_glue("configs/recipes/glue_minilm.yaml", ["sst2", "stsb"], "../shared/data",
-             "runs/glue", overrides=["seed=1"])
+             "runs/glue", overrides=["seed=1", "stsb:distill.prediction.epochs=4"])
     ```
     """
     import keras
@@ -209,13 +236,13 @@ def run_glue(
             f"No data folder for task(s) {missing} under --data-root {data_root}: expected "
             f"one sub-folder per task, named after it ({', '.join(str(data_root / t) for t in missing)})."
         )
-    overrides = list(overrides)
+    overrides, task_settings = split_overrides(overrides, tasks)
     base = load_recipe(config, overrides=overrides)
     configs = {}
     for task in tasks:  # check every task's recipe before the first hour of training
         configs[task] = load_recipe(config, overrides=[
             f"task={task}", f"name={base.name}_{task}", f"output_dir={output / task}",
-            f"data.data_dir={data_root / task}", *overrides])
+            f"data.data_dir={data_root / task}", *overrides, *task_settings[task]])
         if "int8" not in configs[task].export.modes:
             raise ValueError(
                 f"The GLUE table reports the student's int8 export; the recipe {config} "
@@ -255,6 +282,7 @@ def run_glue(
             "metrics": metrics,
             "paper_metric": paper_metric(task, metrics),
             "task_type": task_config.task.task_type,
+            "overrides": task_settings[task],
             "train_examples": (report.get("data") or {}).get("train_examples"),
             "dev_examples": (report.get("data") or {}).get("dev_examples"),
             "wall_seconds": round(time.perf_counter() - start, 1),
@@ -347,6 +375,12 @@ def glue_markdown(table: dict) -> str:
                            (row.get("stage_seconds") or {}).items() if seconds is not None)
         lines.append(f"| {task} | {row.get('train_examples')} | {row.get('dev_examples')} | "
                      f"{row.get('wall_seconds', 0) / 60:.1f} min | {stages} |")
+    own = [(task, row["overrides"]) for task, row in tasks.items() if row.get("overrides")]
+    if own:
+        lines += ["", "## Settings of one task only", "",
+                  "Every task ran the same recipe and shared settings except:", ""]
+        lines += [f"- {task}: " + ", ".join(f"`{item}`" for item in items)
+                  for task, items in own]
     cpu = table.get("cpu") or {}
     flags = ", ".join(f"{name} {'yes' if on else 'no' if on is not None else '?'}"
                       for name, on in (cpu.get("flags") or {}).items())
