@@ -93,6 +93,12 @@ def test_report_has_every_task_model_and_metric(glue_run):
     assert set(table["cpu"]["flags"]) == {"avx512f", "avx512_vnni", "avx_vnni", "amx"}
     markdown = (output / "report.md").read_text()
     assert "stsb (Pearson/Spearman)" in markdown and "sst2 (acc)" in markdown
+    # report.json sorts its keys; rendered again from it, the tables keep the --tasks order.
+    from tf_tinybert.glue import glue_markdown
+
+    table["tasks"] = dict(reversed(table["tasks"].items()))
+    assert glue_markdown(table) == markdown
+    assert markdown.index("| stsb |") > markdown.index("| sst2 |")
     assert not [p.name for p in output.iterdir() if p.name.startswith(".")]  # no temp files
 
 
@@ -153,6 +159,16 @@ def test_split_overrides_keeps_colons_in_values_and_refuses_unknown_tasks():
     assert own == {"sst2": [], "cola": ["seed=2"]}
     with pytest.raises(ValueError, match="'mnli', which is not among --tasks sst2,cola"):
         split_overrides(["mnli:seed=2"], ["sst2", "cola"])
+
+
+def test_time_table_sums_the_stages_and_shows_the_resumed_invocation_apart():
+    from tf_tinybert.glue import glue_markdown
+
+    row = {"metrics": ["accuracy"], "paper_metric": "accuracy", "train_examples": 10,
+           "dev_examples": 5, "wall_seconds": 6.0,
+           "stage_seconds": {"teacher": 60.0, "prediction": 120.0, "report": None}}
+    markdown = glue_markdown({"tasks": {"sst2": row}})
+    assert "| sst2 | 10 | 5 | 3.0 min | 0.1 min | teacher 60s, prediction 120s |" in markdown
 
 
 def test_missing_task_folder_is_named(tmp_path):

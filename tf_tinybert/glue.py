@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from tf_tinybert.atomic import write_bytes
+from tf_tinybert.report import STAGE_ORDER, in_order
 
 MODELS = ("teacher", "student", "student_int8", "baseline")
 
@@ -259,6 +260,7 @@ def run_glue(
         "cpu": cpu_info(),
         "models": {model: MODEL_TITLES[model] for model in MODELS},
         "tasks": {},
+        "task_order": tasks,  # report.json sorts its keys; the tables keep this order
     }
     failures = {}
     for task in tasks:
@@ -331,7 +333,9 @@ def glue_markdown(table: dict) -> str:
     print(glue_markdown(json.load(open("runs/glue/report.json"))))
     ```
     """
-    tasks = table.get("tasks", {})
+    tasks = dict(table.get("tasks", {}))
+    order = [task for task in table.get("task_order", []) if task in tasks]
+    tasks = {task: tasks[task] for task in order + [t for t in tasks if t not in order]}
     header = ["model", "params"]
     for task, row in tasks.items():
         names = "/".join(METRIC_ABBREVIATIONS.get(m, m) for m in row["metrics"])
@@ -368,12 +372,18 @@ def glue_markdown(table: dict) -> str:
             f"{size / small:.1f}x" if size and small else "",
             f"{latency / fast:.1f}x" if latency and fast else ""]) + " |")
 
-    lines += ["", "## Wall time per task", "", "| task | train examples | dev examples | "
-              "wall time | stages |", "|---|---|---|---|---|"]
+    lines += ["", "## Time per task", "",
+              "Stage times are those of the run that did each stage's work; a resumed task "
+              "skips finished stages, so this invocation's wall time can be far shorter.", "",
+              "| task | train examples | dev examples | stages, total | this invocation | "
+              "stages |", "|---|---|---|---|---|---|"]
     for task, row in tasks.items():
-        stages = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in
-                           (row.get("stage_seconds") or {}).items() if seconds is not None)
+        timed = {name: seconds for name, seconds in in_order(row.get("stage_seconds"),
+                                                              STAGE_ORDER)
+                 if seconds is not None}
+        stages = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timed.items())
         lines.append(f"| {task} | {row.get('train_examples')} | {row.get('dev_examples')} | "
+                     f"{sum(timed.values()) / 60:.1f} min | "
                      f"{row.get('wall_seconds', 0) / 60:.1f} min | {stages} |")
     own = [(task, row["overrides"]) for task, row in tasks.items() if row.get("overrides")]
     if own:
@@ -382,8 +392,10 @@ def glue_markdown(table: dict) -> str:
         lines += [f"- {task}: " + ", ".join(f"`{item}`" for item in items)
                   for task, items in own]
     cpu = table.get("cpu") or {}
-    flags = ", ".join(f"{name} {'yes' if on else 'no' if on is not None else '?'}"
-                      for name, on in (cpu.get("flags") or {}).items())
+    found = cpu.get("flags") or {}  # in CPU_FLAGS order: report.json sorts its keys
+    names = [flag for flag in CPU_FLAGS if flag in found] + sorted(set(found) - set(CPU_FLAGS))
+    flags = ", ".join(f"{name} {'yes' if found[name] else 'no' if found[name] is not None else '?'}"
+                      for name in names)
     errors = [(task, row["error"]) for task, row in tasks.items() if row.get("error")]
     if errors:
         lines += ["", "## Failed tasks", ""] + [f"- {task}: {reason}" for task, reason in errors]

@@ -99,7 +99,7 @@ def _rows(report: dict) -> list[dict]:
         if not isinstance(section, dict):
             continue
         add(who, label, "Keras", section, section.get("params"))
-        for mode, entry in _in_order(section.get("tflite"), EXPORT_MODES):
+        for mode, entry in in_order(section.get("tflite"), EXPORT_MODES):
             add(who, label, f"TFLite {mode}", entry)
     baseline = report.get("baseline")
     if isinstance(baseline, dict):
@@ -113,8 +113,13 @@ STAGE_ORDER = ("data", "teacher", "augment", "cache_teacher", "general", "interm
                "prediction", "baseline", "export", "report")
 
 
-def _in_order(mapping, order) -> list[tuple]:
-    """`mapping`'s items, those named in `order` first and in that order, the others after."""
+def in_order(mapping, order) -> list[tuple]:
+    """`mapping`'s items, those named in `order` first and in that order, the others after.
+
+    Example:
+    >>> in_order({"export": 2.0, "data": 1.0, "extra": 3.0}, STAGE_ORDER)
+    [('data', 1.0), ('export', 2.0), ('extra', 3.0)]
+    """
     rank = {name: index for index, name in enumerate(order)}
     return sorted((mapping or {}).items(), key=lambda item: rank.get(item[0], len(rank)))
 
@@ -215,7 +220,7 @@ def markdown_report(report: dict, plots: Iterable[str] = ()) -> str:
         lines += ["## Models", "", _markdown_table(header, cells), "",
                   "Size and speed ratios are against the teacher's fp32 TFLite export.", ""]
     stages = report.get("stages") or {}
-    timed = [(name, entry["seconds"]) for name, entry in _in_order(stages, STAGE_ORDER)
+    timed = [(name, entry["seconds"]) for name, entry in in_order(stages, STAGE_ORDER)
              if isinstance(entry, dict) and entry.get("seconds") is not None]
     if timed:
         total = sum(seconds for _, seconds in timed)
@@ -271,7 +276,7 @@ def plot_accuracy_vs_latency(report: dict, path: str | os.PathLike) -> bool:
     metric = _metric_name(report)
     points = []
     for who in ("teacher", "student"):
-        for mode, entry in _in_order(lookup(report, f"{who}.tflite", {}), EXPORT_MODES):
+        for mode, entry in in_order(lookup(report, f"{who}.tflite", {}), EXPORT_MODES):
             value, keras_value = entry.get(metric), lookup(report, f"{who}.{metric}")
             latency = entry.get("latency_ms")
             if latency is None or (value is None and keras_value is None):
@@ -310,7 +315,7 @@ def plot_loss_curves(report: dict, folder: str | os.PathLike) -> list[pathlib.Pa
     ```
     """
     written = []
-    for stage, entry in _in_order(report.get("stages"), STAGE_ORDER):
+    for stage, entry in in_order(report.get("stages"), STAGE_ORDER):
         history = entry.get("history") if isinstance(entry, dict) else None
         names = [name for name in (history or {}) if "loss" in name and
                  not name.startswith("val_")]
