@@ -185,3 +185,25 @@ def test_int8_export_is_quantised_and_follows_keras(task):
     result = token_export.verify_token_export(model, content, rows)
     assert result["max_abs_diff"] < 0.05
     assert result.get("tag_agreement", result.get("span_agreement")) >= 0.9
+
+
+def test_int8_export_calibrates_on_as_many_rows_as_asked(tmp_path, monkeypatch):
+    # A recipe's export.representative_examples reaches the calibration (it used to stop
+    # at the converter's default of 200 whatever the recipe said).
+    used = []
+    real = token_export.calibration_examples
+
+    def spy(source, sequence_length, max_examples=200, **kwargs):
+        examples = real(source, sequence_length, max_examples, **kwargs)
+        used.append(len(examples))
+        return examples
+
+    monkeypatch.setattr(token_export, "calibration_examples", spy)
+    rows = token_export.verification_rows(TINY_VOCAB_SIZE, LENGTH, rows=8, seed=2)
+    model = tiny_model("question_answering", 2)
+    for wanted in (3, 8):
+        token_export.export_token_model(model, tiny_tokenizer(), tmp_path / str(wanted),
+                                        quantization="int8", sequence_length=LENGTH,
+                                        representative_data=[rows],
+                                        max_calibration_examples=wanted)
+    assert used == [3, 8]

@@ -542,7 +542,8 @@ def _export_token_models(trun: _TokenRun, student, teacher, tokenizer, train_dir
             info = trun.shape.exporter(
                 model, tokenizer, output, label_names=labels, quantization=mode,
                 sequence_length=trun.export_length,
-                representative_data=_calibration_rows(trun, train_dir) if mode == "int8" else None)
+                representative_data=_calibration_rows(trun, train_dir) if mode == "int8" else None,
+                max_calibration_examples=export.representative_examples)
             scores = trun.scores(TfliteTokenModel(model_path), evaluate, dev_ds)
             entry = {
                 **scores,

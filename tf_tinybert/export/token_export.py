@@ -252,7 +252,7 @@ def verify_token_export(model, model_content: bytes, features: dict) -> dict:
 def export_token_model(
     model, tokenizer, output_dir: str | os.PathLike, label_names: Sequence[str] | None = None,
     quantization: str = "fp32", sequence_length: int = 128, representative_data=None,
-    verification_features: dict | None = None,
+    verification_features: dict | None = None, max_calibration_examples: int = 200,
 ) -> dict:
     """Converts, verifies and writes a token model's export folder; returns export.json's dict.
 
@@ -260,6 +260,8 @@ def export_token_model(
         model: a `BertTokenTagger` (needs `label_names`, one per tag) or `BertSpanExtractor`.
         tokenizer: the keras-hub `BertTokenizer` it was trained with (vocabulary, options).
         output_dir: the folder to write (created; existing files of the same names replaced).
+        max_calibration_examples: "int8" only: how many rows of `representative_data`
+            calibrate it (a recipe passes `export.representative_examples`).
         verification_features: int32 rows to check TFLite against Keras on; by default
             `verification_rows`. An fp32 export that differs by more than FP32_TOLERANCE
             is refused.
@@ -281,7 +283,8 @@ def export_token_model(
         raise ValueError(
             f"The tokenizer has {len(vocabulary)} tokens but the model's embedding table "
             f"{model.backbone.vocabulary_size}: they were not trained together.")
-    model_content = token_to_tflite(model, quantization, sequence_length, representative_data)
+    model_content = token_to_tflite(model, quantization, sequence_length, representative_data,
+                                    max_calibration_examples=max_calibration_examples)
     features = verification_features or verification_rows(len(vocabulary), sequence_length)
     verification = verify_token_export(model, model_content, features)
     if quantization == "fp32" and verification["max_abs_diff"] > FP32_TOLERANCE:
