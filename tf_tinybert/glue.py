@@ -175,16 +175,16 @@ def split_overrides(overrides: Iterable[str], tasks: Sequence[str]) -> tuple[lis
     """
     shared, per_task = [], {task: [] for task in tasks}
     for item in overrides:
-        task, colon, setting = item.partition("=")[0].partition(":")
-        if not colon:
+        if ":" not in item.partition("=")[0]:
             shared.append(item)
             continue
-        if task.strip() not in per_task:
+        task, setting = (part.strip() for part in item.split(":", 1))
+        if task not in per_task:
             raise ValueError(
-                f"--set {item!r} is for task {task.strip()!r}, which is not among --tasks "
+                f"--set {item!r} is for task {task!r}, which is not among --tasks "
                 f"{','.join(tasks)}. Use TASK:KEY=VALUE with one of those tasks, or KEY=VALUE "
                 "for every task.")
-        per_task[task.strip()].append(item.split(":", 1)[1].strip())
+        per_task[task].append(setting)
     return shared, per_task
 
 
@@ -333,9 +333,8 @@ def glue_markdown(table: dict) -> str:
     print(glue_markdown(json.load(open("runs/glue/report.json"))))
     ```
     """
-    tasks = dict(table.get("tasks", {}))
-    order = [task for task in table.get("task_order", []) if task in tasks]
-    tasks = {task: tasks[task] for task in order + [t for t in tasks if t not in order]}
+    # report.json sorts its keys: tasks follow `task_order` (the --tasks order), flags CPU_FLAGS.
+    tasks = dict(in_order(table.get("tasks"), table.get("task_order", ())))
     header = ["model", "params"]
     for task, row in tasks.items():
         names = "/".join(METRIC_ABBREVIATIONS.get(m, m) for m in row["metrics"])
@@ -392,10 +391,8 @@ def glue_markdown(table: dict) -> str:
         lines += [f"- {task}: " + ", ".join(f"`{item}`" for item in items)
                   for task, items in own]
     cpu = table.get("cpu") or {}
-    found = cpu.get("flags") or {}  # in CPU_FLAGS order: report.json sorts its keys
-    names = [flag for flag in CPU_FLAGS if flag in found] + sorted(set(found) - set(CPU_FLAGS))
-    flags = ", ".join(f"{name} {'yes' if found[name] else 'no' if found[name] is not None else '?'}"
-                      for name in names)
+    flags = ", ".join(f"{name} {'yes' if on else 'no' if on is not None else '?'}"
+                      for name, on in in_order(cpu.get("flags"), CPU_FLAGS))
     errors = [(task, row["error"]) for task, row in tasks.items() if row.get("error")]
     if errors:
         lines += ["", "## Failed tasks", ""] + [f"- {task}: {reason}" for task, reason in errors]

@@ -511,16 +511,6 @@ def _token_baseline(trun: _TokenRun, teacher, train_dir, dev_ds, evaluate):
     _record(run, "baseline", baseline, trun.scores(baseline, evaluate, dev_ds))
 
 
-def _calibration_rows(trun: _TokenRun, train_dir) -> list[dict]:
-    rows, wanted = [], trun.run.config.export.representative_examples
-    for features, _ in trun.dataset(train_dir, 32, training=False):
-        rows.append({key: value.numpy() for key, value in features.items()
-                     if key in ("token_ids", "segment_ids", "padding_mask")})
-        if sum(len(row["token_ids"]) for row in rows) >= wanted:
-            break
-    return rows
-
-
 def _export_token_models(trun: _TokenRun, student, teacher, tokenizer, train_dir, dev_ds,
                          evaluate) -> None:
     from tf_tinybert.runtime.latency import measure_latency
@@ -542,7 +532,9 @@ def _export_token_models(trun: _TokenRun, student, teacher, tokenizer, train_dir
             info = trun.shape.exporter(
                 model, tokenizer, output, label_names=labels, quantization=mode,
                 sequence_length=trun.export_length,
-                representative_data=_calibration_rows(trun, train_dir) if mode == "int8" else None,
+                # The export reads the training windows lazily, up to as many as it calibrates on.
+                representative_data=(trun.dataset(train_dir, 32, training=False)
+                                     if mode == "int8" else None),
                 max_calibration_examples=export.representative_examples)
             scores = trun.scores(TfliteTokenModel(model_path), evaluate, dev_ds)
             entry = {
