@@ -68,7 +68,14 @@ def test_sigkill_mid_epoch_then_rerun_trains_only_the_rest_and_matches(prepared)
     killed = _start(_distill_flags(tmp_path, "killed"), delay=0.2)
     backups = tmp_path / "logs_killed" / "backup" / "intermediate"
     deadline = time.monotonic() + 120
-    while not (backups / f"step-{KILL_AFTER}" / "state.json").is_file():
+    # Kill once step-8 is in place and the save has pruned the older backups: the save
+    # renames the new backup in, then removes the old ones, so a kill between the two would
+    # leave step-7 beside it (the rerun would still resume from step-8).
+    def settled():
+        return ((backups / f"step-{KILL_AFTER}" / "state.json").is_file()
+                and [path.name for path in backups.glob("step-*")] == [f"step-{KILL_AFTER}"])
+
+    while not settled():
         assert killed.poll() is None, killed.communicate()[0]
         assert time.monotonic() < deadline, "no backup appeared"
         time.sleep(0.02)
