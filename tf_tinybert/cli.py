@@ -149,10 +149,29 @@ def cmd_augment(args) -> int:
     from tf_tinybert.data import augment
     from tf_tinybert.teachers import load_augmentation_teacher
 
+    if args.input.endswith(".json"):
+        return _augment_squad_file(args)
     teacher = load_augmentation_teacher(args.teacher)
     manifest = augment(args.input, args.output, teacher=teacher, copies=args.copies, p=args.p,
                        candidates=args.candidates, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {manifest.num_examples} examples to {args.output}")
+    return 0
+
+
+def _augment_squad_file(args) -> int:
+    from tf_tinybert.data.augment_squad import augment_squad
+    from tf_tinybert.teachers import load_augmentation_teacher, resolve_source
+
+    if not args.tokenizer:
+        raise ValueError(f"{args.input}: a SQuAD .json input needs --tokenizer (the teacher's)")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ValueError(f"{args.output} exists; pass --overwrite to replace it")
+    settings = augment_squad(
+        args.input, args.output, load_augmentation_teacher(args.teacher),
+        resolve_source(args.tokenizer), copies=args.copies, p=args.p,
+        candidates=args.candidates, seed=args.seed, skip_bad_rows=args.skip_bad_rows)
+    print(f"wrote {settings['written']} questions ({settings['questions']} originals, "
+          f"{settings['skipped']} skipped) to {args.output}")
     return 0
 
 
@@ -532,9 +551,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_prepare)
 
-    p = commands.add_parser("augment", help="TinyBERT data augmentation of a prepared folder")
-    p.add_argument("--input", required=True, help="prepared folder to augment")
-    p.add_argument("--output", required=True, help="folder for the augmented data")
+    p = commands.add_parser(
+        "augment", help="TinyBERT data augmentation of a prepared folder or a SQuAD file",
+        description="Replace words by the teacher's candidates (TinyBERT's Algorithm 1). A "
+                    "prepared folder gets augmented sentences; a SQuAD .json file gets "
+                    "rewritten questions, contexts and answers kept (needs --tokenizer).")
+    p.add_argument("--input", required=True,
+                   help="prepared folder, or a SQuAD v1.1 .json file (questions are rewritten)")
+    p.add_argument("--output", required=True,
+                   help="folder for the augmented data (a .json file for a SQuAD input)")
+    p.add_argument("--tokenizer", help="the teacher's tokenizer (for a SQuAD .json input)")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="SQuAD input: leave malformed questions out instead of stopping")
     p.add_argument("--teacher", required=True, help="teacher source (preset, folder, .keras)")
     p.add_argument("--copies", type=int, default=20, help="augmented copies per example (20)")
     p.add_argument("--p", type=float, default=0.4, help="word replacement probability (0.4)")

@@ -494,7 +494,10 @@ class AugmentConfig:
     """TinyBERT's data augmentation (word replacement by a masked LM and by embeddings).
 
     Args:
-        enabled: augment the training set before the distillation stages.
+        enabled: augment the training set before the distillation stages (the teacher
+            and the baseline train on the original rows). For SQuAD the questions are
+            rewritten, contexts and answers kept (`tf_tinybert.data.augment_squad`); NER
+            recipes refuse it (a replaced word would need a tag).
         copies: augmented sentences per original (the paper's N_a = 20).
         p: probability of replacing each word (the paper's p_t = 0.4).
         candidates: replacement candidates per word (the paper's K = 15).

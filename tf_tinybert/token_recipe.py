@@ -37,6 +37,7 @@ from tf_tinybert import token_evaluation
 from tf_tinybert.atomic import save_model, write_bytes, write_text
 from tf_tinybert.choices import QUESTION_ANSWERING, TOKEN_CLASSIFICATION, TOKEN_TASK_TYPES
 from tf_tinybert.data import prepare_tokens, squad
+from tf_tinybert.data.augment_squad import augment_squad, augmentation_of
 from tf_tinybert.data.readers import drop_bad_rows
 from tf_tinybert.data.token_records import load_token_records
 from tf_tinybert.export.token_export import TfliteTokenModel, export_token_model
@@ -364,6 +365,12 @@ class _TokenRun:
                 f"export.sequence_length ({self.export_length}) is shorter than the prepared "
                 f"windows ({self.length}, data.max_sequence_length): the exports could not "
                 "be scored on the dev windows. Make it at least as long.")
+        if config.augment.enabled and self.task.task_type != QUESTION_ANSWERING:
+            raise ValueError(
+                f"augment is not run for the {self.task.task_type} task {self.task.name!r}: "
+                "replacing words would need a tag for each replacement. Augmentation of token "
+                "tasks rewrites SQuAD questions only (contexts and answers are kept). Set "
+                "augment.enabled=false.")
         if config.distill.general.enabled:
             raise ValueError(
                 f"distill.general is not run for the {self.task.task_type} task {self.task.name!r}: "
@@ -420,6 +427,46 @@ def _prepare_token_data(trun: _TokenRun, tokenizer):
                           "dev_subset": config.data.dev_subset,
                           "max_sequence_length": trun.length}
     return folders["train"][0], folders["dev"][0]
+
+
+def _augment_questions(trun: _TokenRun, teacher, tokenizer, train_dir) -> pathlib.Path:
+    """The prepared windows of the training questions plus their rewritten copies
+    (`augment_squad`); the copies' file and folder are kept and reused while the settings
+    and the source stay the same."""
+    run, config = trun.run, trun.run.config
+    source = read_summary(train_dir)["source"]
+    augmented = run.path("data", "train_augmented.json")
+    output = run.path("data", "augmented")
+    settings = {"copies": config.augment.copies, "p": config.augment.p,
+                "candidates": config.augment.candidates, "seed": config.seed, "source": source}
+    recorded = augmentation_of(augmented) or {}
+    renewed = any(recorded.get(key) != value for key, value in settings.items())
+    if renewed:
+        run.say(f"augmenting the questions of {source} ({config.augment.copies} copies each)")
+        run.mark_work()
+        recorded = augment_squad(
+            source, augmented, teacher, tokenizer, copies=config.augment.copies,
+            p=config.augment.p, candidates=config.augment.candidates, seed=config.seed,
+            skip_bad_rows=config.data.skip_bad_rows, sequence_length=trun.length,
+            verbose=run.verbose)
+    summary_path = output / prepare_tokens.SUMMARY_FILE
+    summary = (json.loads(summary_path.read_text(encoding="utf-8"))
+               if summary_path.is_file() else {})
+    wanted = {"source": os.path.abspath(augmented), "sequence_length": trun.length,
+              "stride": trun.task.doc_stride}
+    if renewed or any(summary.get(key) != value for key, value in wanted.items()):
+        run.say(f"preparing the augmented questions from {augmented}")
+        run.mark_work()
+        # The originals were checked when the training data was prepared; a rewrite that no
+        # longer fits the sequence length is left out (and counted) rather than stopping.
+        summary = trun.shape.prepare(augmented, tokenizer, output, trun.task, trun.length, True)
+    if summary.get("skipped_rows"):
+        run.say(f"{summary['skipped_rows']} rewritten questions left out (listed in {summary_path})")
+    run.report.setdefault("data", {}).update(
+        augmented_questions=summary["questions"], augmented_windows=summary["windows"],
+        augmented_skipped=summary.get("skipped_rows", 0),
+        augmentation={key: recorded[key] for key in ("copies", "p", "candidates", "method")})
+    return output
 
 
 def _record(run, name: str, model, scores: dict) -> None:
@@ -577,7 +624,11 @@ def run_token_recipe(run, tokenizer) -> dict:
     with make_strategy(config.training.strategy).scope():
         with run.stage("teacher"):
             teacher = _token_teacher(trun, train_dir, dev_ds, evaluate)
-        student = _distill_token_student(trun, teacher, train_dir, dev_ds, evaluate)
+        distill_dir = train_dir
+        if config.augment.enabled:
+            with run.stage("augment"):
+                distill_dir = _augment_questions(trun, teacher, tokenizer, train_dir)
+        student = _distill_token_student(trun, teacher, distill_dir, dev_ds, evaluate)
         _record(run, "student", student, trun.scores(student, evaluate, dev_ds))
         run.save_report()
         if config.baseline.enabled:

@@ -1,5 +1,5 @@
 """Data: text to sharded TFRecords (`prepare`), TFRecords to tf.data (`load`), TinyBERT
-augmentation (`augment`) and cached teacher logits (`cache_teacher`).
+augmentation (`augment`, and `augment_squad` for SQuAD questions) and cached teacher logits (`cache_teacher`).
 
 Example:
 ```python
@@ -11,6 +11,7 @@ dataset = tt.data.load("runs/sst2_train", batch_size=32)
 """
 
 from tf_tinybert.data.augment import augment
+from tf_tinybert.data.augment_squad import augment_squad
 from tf_tinybert.data.load import check_compatible, load
 from tf_tinybert.data.manifest import Manifest, Shard, read_manifest, read_tokenizer
 from tf_tinybert.data.prepare import prepare
@@ -24,6 +25,7 @@ __all__ = [
     "Manifest",
     "Shard",
     "augment",
+    "augment_squad",
     "cache_teacher",
     "check_compatible",
     "load",

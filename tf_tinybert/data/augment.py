@@ -23,7 +23,7 @@ from tf_tinybert.data.manifest import (
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
 from tf_tinybert.tokenizers import load_tokenizer, vocabulary_hash
 
-__all__ = ["augment"]
+__all__ = ["augment", "build_augmenter"]
 
 # Words as BERT's basic tokenizer sees them: runs of word characters, or one punctuation mark.
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -51,8 +51,9 @@ def _resolve_teacher(teacher):
 class _Augmenter:
     """Candidates per word and sampled copies for one data set (Algorithm 1)."""
 
-    def __init__(self, encoder, neighbours, masked_lm, copies, p, rng):
+    def __init__(self, encoder, neighbours, masked_lm, copies, p, rng, teacher_name="teacher"):
         self.encoder = encoder
+        self.teacher_name = teacher_name
         self.neighbours = neighbours
         self.masked_lm = masked_lm
         self.copies = copies
@@ -62,6 +63,11 @@ class _Augmenter:
         self._pieces: dict[str, list] = {}
         self._similar: dict[str, list] = {}
         self.unk_id = int(encoder.tokenizer.token_to_id(encoder.tokenizer.oov_token))
+
+    def describe(self) -> dict:
+        """The teacher's name and the candidate method, for manifests and reports."""
+        method = "masked_lm+embedding_neighbours" if self.masked_lm else "embedding_neighbours"
+        return {"teacher": self.teacher_name, "method": method}
 
     def _learn(self, words: set) -> None:
         new = sorted(word for word in words if word not in self._pieces)
@@ -121,6 +127,51 @@ class _Augmenter:
         return results
 
 
+def _check_settings(teacher, copies, p, candidates) -> None:
+    if int(copies) < 0 or not 0.0 <= float(p) <= 1.0 or int(candidates) < 1:
+        raise ValueError(
+            "Expected copies >= 0, 0 <= p <= 1 and candidates >= 1. "
+            f"Received: copies={copies}, p={p}, candidates={candidates}"
+        )
+    _resolve_teacher(teacher)
+
+
+def build_augmenter(teacher, tokenizer, sequence_length: int, copies: int = 20,
+                    p: float = 0.4, candidates: int = 15, seed: int = 0,
+                    where: str = "the data") -> _Augmenter:
+    """The word-replacement step of `augment`, for texts that are not in a prepared folder.
+
+    Calling the result on a list of texts returns, for each, up to `copies` distinct
+    augmented texts (never the text itself); `describe()` names the teacher and the method.
+    `tf_tinybert.data.augment_squad` rewrites SQuAD questions with it.
+
+    Args:
+        teacher, copies, p, candidates, seed: as in `augment`.
+        tokenizer: a keras-hub WordPiece tokenizer with the teacher's vocabulary.
+        sequence_length: the longest text, in word pieces, the masked LM sees.
+        where: what the texts come from, for error messages.
+
+    Example:
+    ```python
+    augmenter = build_augmenter(teacher, tokenizer, 64, copies=4, seed=0)
+    augmenter(["Which river flows through Paris?"])  # [[up to 4 rewrites]]
+    ```
+    """
+    _check_settings(teacher, copies, p, candidates)
+    backbone, masked_lm, teacher_name = _resolve_teacher(teacher)
+    if backbone.vocabulary_size != tokenizer.vocabulary_size():
+        raise ValueError(
+            f"{where}: the teacher has a {backbone.vocabulary_size}-token vocabulary, the data "
+            f"was prepared with {tokenizer.vocabulary_size()} tokens; use the teacher's tokenizer."
+        )
+    encoder = Encoder(tokenizer, sequence_length)
+    embeddings = keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
+    neighbours = EmbeddingNeighbours(embeddings, tokenizer.get_vocabulary(), int(candidates))
+    mlm = MaskedLMCandidates(masked_lm, tokenizer, int(candidates)) if masked_lm is not None else None
+    return _Augmenter(encoder, neighbours, mlm, int(copies), float(p),
+                      np.random.default_rng(seed), teacher_name)
+
+
 def augment(
     input: str | os.PathLike,
     output: str | os.PathLike,
@@ -174,14 +225,9 @@ def augment(
                     copies=20, p=0.4, candidates=15, seed=0)
     ```
     """
-    if int(copies) < 0 or not 0.0 <= float(p) <= 1.0 or int(candidates) < 1:
-        raise ValueError(
-            "Expected copies >= 0, 0 <= p <= 1 and candidates >= 1. "
-            f"Received: copies={copies}, p={p}, candidates={candidates}"
-        )
+    _check_settings(teacher, copies, p, candidates)
     manifest = read_manifest(input)
     paths = shard_paths(input, manifest)
-    backbone, masked_lm, teacher_name = _resolve_teacher(teacher)
     tokenizer = read_tokenizer(input) if tokenizer is None else load_tokenizer(tokenizer)
     if vocabulary_hash(tokenizer) != manifest.tokenizer.get("vocabulary_hash"):
         raise ValueError(
@@ -189,16 +235,9 @@ def augment(
             f"({manifest.tokenizer.get('vocabulary_size')} vs {tokenizer.vocabulary_size()} "
             "tokens); prepare it with the teacher's tokenizer."
         )
-    if backbone.vocabulary_size != tokenizer.vocabulary_size():
-        raise ValueError(
-            f"{input}: the teacher has a {backbone.vocabulary_size}-token vocabulary, the data "
-            f"was prepared with {tokenizer.vocabulary_size()} tokens; use the teacher's tokenizer."
-        )
-    encoder = Encoder(tokenizer, manifest.sequence_length)
-    embeddings = keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
-    neighbours = EmbeddingNeighbours(embeddings, tokenizer.get_vocabulary(), int(candidates))
-    mlm = MaskedLMCandidates(masked_lm, tokenizer, int(candidates)) if masked_lm is not None else None
-    augmenter = _Augmenter(encoder, neighbours, mlm, int(copies), float(p), np.random.default_rng(seed))
+    augmenter = build_augmenter(teacher, tokenizer, manifest.sequence_length, copies=copies,
+                                p=p, candidates=candidates, seed=seed, where=str(input))
+    encoder = augmenter.encoder
 
     directory = claim_output_dir(output, overwrite, inputs=[input])
     writer = ShardWriter(directory, shard_size)
@@ -224,8 +263,7 @@ def augment(
             has_text_pair=manifest.has_text_pair,
             augmentation={
                 "copies": int(copies), "p": float(p), "candidates": int(candidates),
-                "seed": seed, "keep_original": keep_original, "teacher": teacher_name,
-                "method": "masked_lm+embedding_neighbours" if mlm else "embedding_neighbours",
+                "seed": seed, "keep_original": keep_original, **augmenter.describe(),
             },
         )
         write_vocabulary(directory, tokenizer)
