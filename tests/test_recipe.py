@@ -173,3 +173,28 @@ def test_a_stage_keeps_its_time_when_reloaded_and_records_it_when_it_works_again
     with again.stage("teacher", fresh=True):  # a stage entered only to work
         time.sleep(0.4)
     assert again.report["stages"]["teacher"]["seconds"] >= 0.4
+
+
+def test_augmented_rows_and_their_cached_logits_follow_the_augment_settings(tmp_path):
+    """A resumed run whose augment.copies changed augments again and caches the teacher's
+    logits for the new rows (both stages used to reuse any folder that had a manifest)."""
+    from tf_tinybert.data import read_manifest
+
+    paths = make_tiny_task(tmp_path, train_rows=32, dev_rows=16)
+    recipe = write_tiny_recipe(tmp_path, paths, modes=())
+    text = recipe.read_text(encoding="utf-8").replace(
+        "baseline: {", "baseline: {enabled: false, ")
+    data = tmp_path / "run" / "data"
+    counts = {}
+    for copies in (1, 3, 3):
+        recipe.write_text(text + f"augment: {{enabled: true, copies: {copies}}}\n",
+                          encoding="utf-8")
+        report = run_recipe(load_recipe(recipe), verbose=0)
+        augmented, cached = read_manifest(data / "augmented"), read_manifest(data / "teacher_cache")
+        assert augmented.augmentation["copies"] == cached.augmentation["copies"] == copies
+        assert cached.num_examples == augmented.num_examples
+        counts.setdefault(copies, []).append(
+            (augmented.num_examples, (data / "teacher_cache" / "manifest.json").stat().st_mtime_ns))
+        assert "student" in report
+    assert 32 < counts[1][0][0] < counts[3][0][0] <= 32 * 4
+    assert counts[3][1] == counts[3][0]  # the same settings again: both folders reused

@@ -545,6 +545,38 @@ def classify_examples(run: Run) -> None:
 # ----------------------------------------------------------------------------- the recipe
 
 
+def _manifest_or_none(folder: pathlib.Path):
+    return tt_data.read_manifest(folder) if (folder / "manifest.json").is_file() else None
+
+
+def _rows_of(source: dict) -> dict:
+    # What a manifest's source says about its rows, wherever the folders were moved to.
+    return {k: v for k, v in source.items() if k not in ("path", "augmented_from", "cached_from")}
+
+
+def _augmented_as_configured(augmented: pathlib.Path, train_dir: pathlib.Path,
+                             config: RecipeConfig) -> bool:
+    """Whether `augmented` holds `train_dir` augmented with the recipe's current settings
+    (a resumed run whose `augment.*` or training rows changed augments again)."""
+    manifest = _manifest_or_none(augmented)
+    if manifest is None or manifest.augmentation is None:
+        return False
+    wanted = {"copies": config.augment.copies, "p": config.augment.p,
+              "candidates": config.augment.candidates, "seed": config.seed}
+    return (all(manifest.augmentation.get(k) == v for k, v in wanted.items())
+            and _rows_of(manifest.source) == _rows_of(tt_data.read_manifest(train_dir).source))
+
+
+def _cached_from(cache: pathlib.Path, data_dir: pathlib.Path) -> bool:
+    """Whether `cache` holds the teacher's logits for the rows of `data_dir` as they are now."""
+    cached, rows = _manifest_or_none(cache), tt_data.read_manifest(data_dir)
+    if cached is None:
+        return False
+    return (_rows_of(cached.source) == _rows_of(rows.source)
+            and cached.augmentation == rows.augmentation
+            and cached.num_examples == rows.num_examples)
+
+
 def _run_sentence_stages(run: Run) -> None:
     """The data to export stages of a sentence classification or regression task."""
     config = run.config
@@ -559,7 +591,7 @@ def _run_sentence_stages(run: Run) -> None:
         if config.augment.enabled:
             with run.stage("augment"):
                 distill_dir = run.path("data", "augmented")
-                if not (distill_dir / "manifest.json").exists():
+                if not _augmented_as_configured(distill_dir, train_dir, config):
                     run.mark_work()
                     tt_data.augment(train_dir, distill_dir, teacher=teacher,
                                     copies=config.augment.copies, p=config.augment.p,
@@ -569,7 +601,7 @@ def _run_sentence_stages(run: Run) -> None:
         if config.cache_teacher and config.distill.prediction.enabled:
             with run.stage("cache_teacher"):
                 prediction_dir = run.path("data", "teacher_cache")
-                if not (prediction_dir / "manifest.json").exists():
+                if not _cached_from(prediction_dir, distill_dir):
                     run.mark_work()
                     tt_data.cache_teacher(distill_dir, teacher, prediction_dir, overwrite=True)
         student = distill_student(run, teacher, distill_dir, prediction_dir, dev_ds)
