@@ -187,6 +187,10 @@ def _open_file(run: Run, split: str, file_name: str, subset: int | None):
     )
 
 
+def _manifest_or_none(folder: pathlib.Path):
+    return tt_data.read_manifest(folder) if (folder / "manifest.json").is_file() else None
+
+
 def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
                    file_name: str | None = None, tfds_split: str | None = None) -> pathlib.Path:
     config, task = run.config, run.config.task
@@ -205,8 +209,8 @@ def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
         "verbose": run.verbose,
     }
     source = _open_file(run, split, file_name, subset)
-    if (output / "manifest.json").exists():
-        manifest = tt_data.read_manifest(output)
+    manifest = _manifest_or_none(output)
+    if manifest is not None:
         # A folder prepared from the same bytes, columns and labels is reused; a changed
         # file or task config prepares it again.
         if source is None or (manifest.source == source.description
@@ -543,10 +547,6 @@ def classify_examples(run: Run) -> None:
 
 
 # ----------------------------------------------------------------------------- the recipe
-
-
-def _manifest_or_none(folder: pathlib.Path):
-    return tt_data.read_manifest(folder) if (folder / "manifest.json").is_file() else None
 
 
 def _rows_of(source: dict) -> dict:

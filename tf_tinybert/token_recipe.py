@@ -385,6 +385,16 @@ class _TokenRun:
         return self.shape.summarize(evaluate(model, dev_ds))
 
 
+def _summary_if_current(folder: pathlib.Path, wanted: dict) -> dict | None:
+    """The folder's summary.json when it was prepared with `wanted`'s values, else None
+    (not prepared yet, or from another source, length, stride or tag set)."""
+    path = folder / prepare_tokens.SUMMARY_FILE
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    return summary if all(summary.get(key) == value for key, value in wanted.items()) else None
+
+
 def _prepare_token_data(trun: _TokenRun, tokenizer):
     run, config, task = trun.run, trun.run.config, trun.task
     folders = {}
@@ -404,15 +414,13 @@ def _prepare_token_data(trun: _TokenRun, tokenizer):
             source = trun.shape.subset(source, run.path("data", f"{split}_subset{source.suffix}"),
                                        subset, config.seed)
         output = run.path("data", split)
-        summary_path = output / prepare_tokens.SUMMARY_FILE
         wanted = {"source": os.path.abspath(source), "sequence_length": trun.length}
         if task.task_type == TOKEN_CLASSIFICATION:
             wanted["labels"] = list(task.tags)
         else:
             wanted["stride"] = task.doc_stride
-        summary = (json.loads(summary_path.read_text(encoding="utf-8"))
-                   if summary_path.is_file() else {})
-        if any(summary.get(key) != value for key, value in wanted.items()):
+        summary = _summary_if_current(output, wanted)
+        if summary is None:
             run.say(f"preparing {split} from {source}")
             run.mark_work()
             summary = trun.shape.prepare(source, tokenizer, output, task, trun.length,
@@ -449,19 +457,18 @@ def _augment_questions(trun: _TokenRun, teacher, tokenizer, train_dir) -> pathli
             p=config.augment.p, candidates=config.augment.candidates, seed=config.seed,
             skip_bad_rows=config.data.skip_bad_rows, sequence_length=trun.length,
             verbose=run.verbose)
-    summary_path = output / prepare_tokens.SUMMARY_FILE
-    summary = (json.loads(summary_path.read_text(encoding="utf-8"))
-               if summary_path.is_file() else {})
     wanted = {"source": os.path.abspath(augmented), "sequence_length": trun.length,
               "stride": trun.task.doc_stride}
-    if renewed or any(summary.get(key) != value for key, value in wanted.items()):
+    summary = None if renewed else _summary_if_current(output, wanted)
+    if summary is None:
         run.say(f"preparing the augmented questions from {augmented}")
         run.mark_work()
         # The originals were checked when the training data was prepared; a rewrite that no
         # longer fits the sequence length is left out (and counted) rather than stopping.
         summary = trun.shape.prepare(augmented, tokenizer, output, trun.task, trun.length, True)
     if summary.get("skipped_rows"):
-        run.say(f"{summary['skipped_rows']} rewritten questions left out (listed in {summary_path})")
+        run.say(f"{summary['skipped_rows']} rewritten questions left out (listed in "
+                f"{output / prepare_tokens.SUMMARY_FILE})")
     run.report.setdefault("data", {}).update(
         augmented_questions=summary["questions"], augmented_windows=summary["windows"],
         augmented_skipped=summary.get("skipped_rows", 0),

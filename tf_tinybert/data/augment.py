@@ -127,13 +127,14 @@ class _Augmenter:
         return results
 
 
-def _check_settings(teacher, copies, p, candidates) -> None:
+def _check_settings(teacher, copies, p, candidates):
+    """`_resolve_teacher(teacher)`, after checking the settings."""
     if int(copies) < 0 or not 0.0 <= float(p) <= 1.0 or int(candidates) < 1:
         raise ValueError(
             "Expected copies >= 0, 0 <= p <= 1 and candidates >= 1. "
             f"Received: copies={copies}, p={p}, candidates={candidates}"
         )
-    _resolve_teacher(teacher)
+    return _resolve_teacher(teacher)
 
 
 def build_augmenter(teacher, tokenizer, sequence_length: int, copies: int = 20,
@@ -157,8 +158,7 @@ def build_augmenter(teacher, tokenizer, sequence_length: int, copies: int = 20,
     augmenter(["Which river flows through Paris?"])  # [[up to 4 rewrites]]
     ```
     """
-    _check_settings(teacher, copies, p, candidates)
-    backbone, masked_lm, teacher_name = _resolve_teacher(teacher)
+    backbone, masked_lm, teacher_name = _check_settings(teacher, copies, p, candidates)
     if backbone.vocabulary_size != tokenizer.vocabulary_size():
         raise ValueError(
             f"{where}: the teacher has a {backbone.vocabulary_size}-token vocabulary, the data "
