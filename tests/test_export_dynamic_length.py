@@ -234,3 +234,26 @@ def test_latency_runs_a_dynamic_export_at_its_recorded_or_given_length(exports, 
     assert measure_latency(bare, runs=1, warmup=0, sequence_length=MAX_LENGTH) > 0.0
     with pytest.raises(ValueError, match="fixed input length of 64"):
         measure_latency(exports["fixed"].model_path, runs=1, sequence_length=32)
+
+
+def xnnpack_partitions(content) -> int:
+    """How many DELEGATE nodes LiteRT's default XNNPACK delegate made of the graph."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_int8_export_runs_as_one_xnnpack_graph(model, dynamic):
+    # The encoder is one delegated partition (the embedding lookups before it and the
+    # [CLS] slice after it are not XNNPACK ops): reshapes with constant shapes, the
+    # attention mask as MUL + ADD, GELU in float and no int8 epsilon ADD. Before, each
+    # SELECT_V2, int8 GELU, epsilon ADD and run-time-shaped RESHAPE split it (15 fixed, 24
+    # dynamic on the SST-2 student), and a resize prepared every piece again.
+    calibration = random_features(16, MAX_LENGTH, seed=5)
+    content = to_tflite(model, "int8", MAX_LENGTH, representative_data=[calibration],
+                        dynamic_length=dynamic)
+    assert "SELECT_V2" not in operator_names(content)
+    assert xnnpack_partitions(content) <= 2

@@ -161,3 +161,28 @@ def test_probability_heads_are_refused():
                                                 preprocessor=None, activation="softmax")
     with pytest.raises(ValueError, match="student must output logits.*'softmax'"):
         bert_backbone(model, "student")
+
+
+def test_leading_shape_is_constant_with_at_most_one_unknown_dimension():
+    import tensorflow as tf
+
+    from tf_tinybert.keras_hub_bert import leading_shape
+
+    assert leading_shape(np.zeros((2, 5, 12, 4)), [48]) == [2, 5, 48]
+    seen = {}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, 3, 4])])
+    def one_unknown(x):
+        seen["one"] = leading_shape(x, [12])
+        return tf.reshape(x, seen["one"])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3, 4])])
+    def two_unknown(x):
+        seen["two"] = leading_shape(x, [12])
+        return tf.reshape(x, seen["two"])
+
+    x = np.arange(2 * 7 * 12, dtype="float32").reshape(2, 7, 3, 4)
+    assert one_unknown(x[:1]).shape == (1, 7, 12)
+    assert seen["one"] == [1, -1, 12]  # a constant: TFLite's RESHAPE needs no SHAPE op
+    np.testing.assert_array_equal(two_unknown(x), x.reshape(2, 7, 12))
+    assert not all(isinstance(size, int) for size in seen["two"])  # read at run time

@@ -316,8 +316,28 @@ def encoder_layer_forward(parts: EncoderLayerParts, x, padding_mask, training: b
 
 def _merge_heads(tensor):
     """[B, L, heads, head_dim] -> [B, L, heads * head_dim]."""
+    return ops.reshape(tensor, leading_shape(tensor, [tensor.shape[2] * tensor.shape[3]]))
+
+
+def leading_shape(tensor, tail):
+    """The shape `tensor`'s first two dimensions followed by `tail`, for a reshape.
+
+    Static wherever it can be: a constant list with -1 for at most one unknown dimension
+    (a [1, -1] serving signature's length), so that TFLite gets a RESHAPE with a constant
+    shape, which XNNPACK runs, instead of SHAPE -> STRIDED_SLICE -> CONCATENATION ops that
+    it does not (each one splits the delegated graph). Both dimensions unknown: a shape
+    tensor read at run time.
+
+    Example:
+    ```python
+    leading_shape(keras.ops.zeros((2, 5, 12, 32)), [384])  # [2, 5, 384]
+    ```
+    """
+    leading = [-1 if size is None else int(size) for size in tensor.shape[:2]]
+    if leading.count(-1) <= 1:
+        return leading + [int(size) for size in tail]
     shape = ops.shape(tensor)
-    return ops.reshape(tensor, (shape[0], shape[1], tensor.shape[2] * tensor.shape[3]))
+    return [shape[0], shape[1], *(int(size) for size in tail)]
 
 
 def forward_with_intermediates(model, features: dict, training: bool = False,

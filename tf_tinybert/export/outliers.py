@@ -36,7 +36,14 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tinybert.data.features import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
-from tf_tinybert.keras_hub_bert import bert_parts
+from tf_tinybert.keras_hub_bert import bert_parts, leading_shape
+
+# A LayerNorm epsilon below this is left out of the split graph (BERT's is 1e-12). In int8
+# it is far under the variance's quantisation step, so adding it changes no value; as an
+# int8 ADD of a constant so much smaller than its output's scale it is an op XNNPACK
+# refuses, and each refused op splits the delegated graph in two (one more partition to
+# prepare whenever a dynamic-length model is resized). A real row's variance is never 0.
+NEGLIGIBLE_EPSILON = 1e-6
 
 
 class SplitStreamForward:
@@ -89,7 +96,7 @@ class SplitStreamForward:
         if self.outliers.size:
             y = y + tf.reshape(xo, [-1, self.outliers.size]) @ tf.constant(kernel[self.outliers])
         y = y + tf.constant(self._value(bias).reshape(-1))
-        return tf.reshape(y, tf.concat([tf.shape(xm)[:2], out_shape], 0))
+        return tf.reshape(y, leading_shape(xm, out_shape))
 
     def _write(self, x, kernel, bias, inputs: int):
         """x [..., inputs] @ kernel + bias, returned split into (ordinary, outlier) channels."""
@@ -99,7 +106,7 @@ class SplitStreamForward:
         parts = []
         for channels in (self.ordinary, self.outliers):
             part = flat @ tf.constant(kernel[:, channels]) + tf.constant(bias[channels])
-            parts.append(tf.reshape(part, tf.concat([tf.shape(x)[:2], [channels.size]], 0)))
+            parts.append(tf.reshape(part, leading_shape(x, [channels.size])))
         return parts
 
     def _layer_norm(self, layer, xm, xo):
@@ -124,7 +131,9 @@ class SplitStreamForward:
                 tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
                 + tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
             )
-        inverse = tf.math.rsqrt(variance + layer.epsilon)
+        if layer.epsilon >= NEGLIGIBLE_EPSILON:
+            variance = variance + layer.epsilon
+        inverse = tf.math.rsqrt(variance)
         ym = dm * inverse * gamma[self.ordinary] + beta[self.ordinary]
         yo = do * inverse * gamma[self.outliers] + beta[self.outliers]
         return ym, yo
@@ -154,7 +163,7 @@ class SplitStreamForward:
             )
         return parts
 
-    def _encoder_layer(self, parts, xm, xo, keep):
+    def _encoder_layer(self, parts, xm, xo, keep, fill):
         """One encoder layer on the split stream; LayerNorms where `parts` places them."""
         pre = parts.normalize_first
         hm, ho = self._layer_norm(parts.attention_layer_norm, xm, xo) if pre else (xm, xo)
@@ -162,7 +171,7 @@ class SplitStreamForward:
         key = self._read(hm, ho, parts.key.kernel, parts.key.bias)
         value = self._read(hm, ho, parts.value.kernel, parts.value.bias)
         scores = tf.einsum("bqhd,bkhd->bhqk", query, key)
-        scores = tf.where(keep, scores, tf.cast(self.mask_value, scores.dtype))
+        scores = scores * keep + fill
         context = tf.einsum("bhqk,bkhd->bqhd", tf.nn.softmax(scores, axis=-1), value)
         am, ao = self._write(context, parts.output.kernel, parts.output.bias, self.hidden)
         xm, xo = am + xm, ao + xo
@@ -183,9 +192,12 @@ class SplitStreamForward:
         parts = self.parts
         xm, xo = self._embed(token_ids, segment_ids)
         xm, xo = self._layer_norm(parts.embeddings.layer_norm, xm, xo)
-        keep = tf.greater(padding_mask, 0)[:, None, None, :]
+        # Padded keys' scores become exactly `mask_value`: multiplied by 0 and added, not
+        # selected with `where` (TFLite's SELECT_V2, which XNNPACK does not run).
+        keep = tf.cast(tf.greater(padding_mask, 0), tf.float32)[:, None, None, :]
+        fill = (1.0 - keep) * self.mask_value
         for layer in parts.layers:
-            xm, xo = self._encoder_layer(layer, xm, xo, keep)
+            xm, xo = self._encoder_layer(layer, xm, xo, keep, fill)
         return xm, xo
 
     def token_logits(self, token_ids, padding_mask, segment_ids):
