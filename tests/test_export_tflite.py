@@ -120,7 +120,7 @@ def test_int8_io_gives_int8_output(model, features, calibration):
 def test_int8_keeps_attention_and_layernorm_statistics_in_float(model, features, calibration):
     default = to_tflite(model, "int8", L, calibration)
     integer_only = to_tflite(model, "int8", L, calibration, float_ops=())
-    for op_name in ("BATCH_MATMUL", "SOFTMAX", "RSQRT"):
+    for op_name in ("BATCH_MATMUL", "SELECT_V2", "SOFTMAX", "RSQRT", "GELU"):
         assert set(tensor_types(default, op_name)) == {"FLOAT32"}, op_name
     for op_name in ("BATCH_MATMUL", "RSQRT"):
         assert set(tensor_types(integer_only, op_name)) == {"INT8"}, op_name
