@@ -198,3 +198,40 @@ def test_augmented_rows_and_their_cached_logits_follow_the_augment_settings(tmp_
         assert "student" in report
     assert 32 < counts[1][0][0] < counts[3][0][0] <= 32 * 4
     assert counts[3][1] == counts[3][0]  # the same settings again: both folders reused
+
+
+def test_a_new_teacher_in_the_same_folder_is_augmented_and_cached_again(tmp_path):
+    """Deleting teacher.keras and fine-tuning another teacher (here: another learning rate)
+    in the same run folder rewrites the augmented rows and caches the new teacher's logits;
+    the old code reused both, so the student would have distilled from a deleted teacher."""
+    import shutil
+
+    from tf_tinybert.data import load, read_manifest
+    from tf_tinybert.fingerprints import weights_fingerprint
+
+    paths = make_tiny_task(tmp_path, train_rows=32, dev_rows=16)
+    recipe = write_tiny_recipe(tmp_path, paths, modes=())
+    text = recipe.read_text(encoding="utf-8").replace(
+        "baseline: {", "baseline: {enabled: false, ") + "augment: {enabled: true, copies: 1}\n"
+    run_dir, data = tmp_path / "run", tmp_path / "run" / "data"
+    fingerprints = []
+    for learning_rate in ("3.0e-3", "1.0e-2"):
+        recipe.write_text(text.replace("finetune: {epochs: 2, batch_size: 16, learning_rate: "
+                                       "3.0e-3", f"finetune: {{epochs: 2, batch_size: 16, "
+                                       f"learning_rate: {learning_rate}"), encoding="utf-8")
+        for stale in run_dir.glob("*.keras"):  # a new teacher, and students distilled from it
+            stale.unlink()
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        run_recipe(load_recipe(recipe), verbose=0)
+        teacher = keras.saving.load_model(run_dir / "teacher.keras", compile=False)
+        fingerprint = weights_fingerprint(teacher)
+        augmented, cached = read_manifest(data / "augmented"), read_manifest(data / "teacher_cache")
+        assert augmented.augmentation["teacher_weights"] == fingerprint
+        assert cached.teacher_logits["teacher_weights"] == fingerprint
+        for features, _ in load(data / "teacher_cache", batch_size=64, shuffle=False,
+                                bucket_by_length=False):
+            inputs = {key: features[key] for key in ("token_ids", "segment_ids", "padding_mask")}
+            np.testing.assert_allclose(features["teacher_logits"].numpy(),
+                                       teacher.predict_on_batch(inputs), atol=1e-4)
+        fingerprints.append(fingerprint)
+    assert fingerprints[0] != fingerprints[1]

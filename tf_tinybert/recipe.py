@@ -41,6 +41,7 @@ from tf_tinybert.config import RecipeConfig, save_config
 from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
 from tf_tinybert.evaluation import evaluate_classifier
+from tf_tinybert.fingerprints import weights_fingerprint
 from tf_tinybert.models import build_student, student_from_teacher, teacher_layers_for
 from tf_tinybert.report import summary_table, write_report
 from tf_tinybert.runtime.contract import MODEL_FILE
@@ -555,24 +556,28 @@ def _rows_of(source: dict) -> dict:
 
 
 def _augmented_as_configured(augmented: pathlib.Path, train_dir: pathlib.Path,
-                             config: RecipeConfig) -> bool:
+                             config: RecipeConfig, teacher_weights: str) -> bool:
     """Whether `augmented` holds `train_dir` augmented with the recipe's current settings
-    (a resumed run whose `augment.*` or training rows changed augments again)."""
+    and teacher (a resumed run whose `augment.*`, training rows or teacher changed
+    augments again)."""
     manifest = _manifest_or_none(augmented)
     if manifest is None or manifest.augmentation is None:
         return False
     wanted = {"copies": config.augment.copies, "p": config.augment.p,
-              "candidates": config.augment.candidates, "seed": config.seed}
+              "candidates": config.augment.candidates, "seed": config.seed,
+              "teacher_weights": teacher_weights}
     return (all(manifest.augmentation.get(k) == v for k, v in wanted.items())
             and _rows_of(manifest.source) == _rows_of(tt_data.read_manifest(train_dir).source))
 
 
-def _cached_from(cache: pathlib.Path, data_dir: pathlib.Path) -> bool:
-    """Whether `cache` holds the teacher's logits for the rows of `data_dir` as they are now."""
+def _cached_from(cache: pathlib.Path, data_dir: pathlib.Path, teacher_weights: str) -> bool:
+    """Whether `cache` holds the logits of the teacher with `teacher_weights` (its
+    `weights_fingerprint`) for the rows of `data_dir` as they are now."""
     cached, rows = _manifest_or_none(cache), tt_data.read_manifest(data_dir)
-    if cached is None:
+    if cached is None or not cached.teacher_logits:
         return False
-    return (_rows_of(cached.source) == _rows_of(rows.source)
+    return (cached.teacher_logits.get("teacher_weights") == teacher_weights
+            and _rows_of(cached.source) == _rows_of(rows.source)
             and cached.augmentation == rows.augmentation
             and cached.num_examples == rows.num_examples)
 
@@ -588,10 +593,11 @@ def _run_sentence_stages(run: Run) -> None:
         with run.stage("teacher"):
             teacher = prepare_teacher(run, train_dir, dev_dir, dev_ds)
         distill_dir = train_dir
+        teacher_weights = weights_fingerprint(teacher)
         if config.augment.enabled:
             with run.stage("augment"):
                 distill_dir = run.path("data", "augmented")
-                if not _augmented_as_configured(distill_dir, train_dir, config):
+                if not _augmented_as_configured(distill_dir, train_dir, config, teacher_weights):
                     run.mark_work()
                     tt_data.augment(train_dir, distill_dir, teacher=teacher,
                                     copies=config.augment.copies, p=config.augment.p,
@@ -601,7 +607,7 @@ def _run_sentence_stages(run: Run) -> None:
         if config.cache_teacher and config.distill.prediction.enabled:
             with run.stage("cache_teacher"):
                 prediction_dir = run.path("data", "teacher_cache")
-                if not _cached_from(prediction_dir, distill_dir):
+                if not _cached_from(prediction_dir, distill_dir, teacher_weights):
                     run.mark_work()
                     tt_data.cache_teacher(distill_dir, teacher, prediction_dir, overwrite=True)
         student = distill_student(run, teacher, distill_dir, prediction_dir, dev_ds)

@@ -41,6 +41,7 @@ from tf_tinybert.data.augment_squad import augment_squad, augmentation_of
 from tf_tinybert.data.readers import drop_bad_rows
 from tf_tinybert.data.token_records import load_token_records
 from tf_tinybert.export.token_export import TfliteTokenModel, export_token_model
+from tf_tinybert.fingerprints import weights_fingerprint
 from tf_tinybert.keras_hub_bert import bert_backbone
 from tf_tinybert.models import student_from_teacher, teacher_layers_for
 from tf_tinybert.runtime.contract import MODEL_FILE
@@ -439,14 +440,15 @@ def _prepare_token_data(trun: _TokenRun, tokenizer):
 
 def _augment_questions(trun: _TokenRun, teacher, tokenizer, train_dir) -> pathlib.Path:
     """The prepared windows of the training questions plus their rewritten copies
-    (`augment_squad`); the copies' file and folder are kept and reused while the settings
-    and the source stay the same."""
+    (`augment_squad`); the copies' file and folder are kept and reused while the settings,
+    the source and the teacher's weights stay the same."""
     run, config = trun.run, trun.run.config
     source = read_summary(train_dir)["source"]
     augmented = run.path("data", "train_augmented.json")
     output = run.path("data", "augmented")
     settings = {"copies": config.augment.copies, "p": config.augment.p,
-                "candidates": config.augment.candidates, "seed": config.seed, "source": source}
+                "candidates": config.augment.candidates, "seed": config.seed, "source": source,
+                "teacher_weights": weights_fingerprint(teacher)}
     recorded = augmentation_of(augmented) or {}
     renewed = any(recorded.get(key) != value for key, value in settings.items())
     if renewed:

@@ -21,6 +21,7 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
+from tf_tinybert.fingerprints import weights_fingerprint
 from tf_tinybert.tokenizers import load_tokenizer, vocabulary_hash
 
 __all__ = ["augment", "build_augmenter"]
@@ -51,9 +52,11 @@ def _resolve_teacher(teacher):
 class _Augmenter:
     """Candidates per word and sampled copies for one data set (Algorithm 1)."""
 
-    def __init__(self, encoder, neighbours, masked_lm, copies, p, rng, teacher_name="teacher"):
+    def __init__(self, encoder, neighbours, masked_lm, copies, p, rng, teacher_name="teacher",
+                 teacher_weights=None):
         self.encoder = encoder
         self.teacher_name = teacher_name
+        self.teacher_weights = teacher_weights
         self.neighbours = neighbours
         self.masked_lm = masked_lm
         self.copies = copies
@@ -65,9 +68,11 @@ class _Augmenter:
         self.unk_id = int(encoder.tokenizer.token_to_id(encoder.tokenizer.oov_token))
 
     def describe(self) -> dict:
-        """The teacher's name and the candidate method, for manifests and reports."""
+        """The teacher's name and weights fingerprint and the candidate method, for
+        manifests and reports."""
         method = "masked_lm+embedding_neighbours" if self.masked_lm else "embedding_neighbours"
-        return {"teacher": self.teacher_name, "method": method}
+        return {"teacher": self.teacher_name, "teacher_weights": self.teacher_weights,
+                "method": method}
 
     def _learn(self, words: set) -> None:
         new = sorted(word for word in words if word not in self._pieces)
@@ -169,7 +174,7 @@ def build_augmenter(teacher, tokenizer, sequence_length: int, copies: int = 20,
     neighbours = EmbeddingNeighbours(embeddings, tokenizer.get_vocabulary(), int(candidates))
     mlm = MaskedLMCandidates(masked_lm, tokenizer, int(candidates)) if masked_lm is not None else None
     return _Augmenter(encoder, neighbours, mlm, int(copies), float(p),
-                      np.random.default_rng(seed), teacher_name)
+                      np.random.default_rng(seed), teacher_name, weights_fingerprint(teacher))
 
 
 def augment(

@@ -86,8 +86,8 @@ def augment_squad(
         verbose: 1 for a progress bar.
 
     Returns:
-        `{"copies", "p", "candidates", "seed", "keep_original", "teacher", "method",
-        "source", "questions", "written", "skipped"}`.
+        `{"copies", "p", "candidates", "seed", "keep_original", "teacher",
+        "teacher_weights", "method", "source", "questions", "written", "skipped"}`.
 
     Example:
     ```python

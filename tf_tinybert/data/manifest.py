@@ -54,7 +54,8 @@ class Manifest:
         skipped_rows: rows left out by `skip_bad_rows=True`.
         skipped_examples: the first ten of them, as {"where": "file:line", "reason": ...}.
         has_text_pair: whether rows are sentence pairs.
-        teacher_logits: None, or {"num_classes": C, "teacher": name} after `cache_teacher`.
+        teacher_logits: None, or {"num_classes": C, "teacher": name, "teacher_weights":
+            fingerprint} after `cache_teacher` (`tf_tinybert.fingerprints`).
         augmentation: None, or the settings `augment` used.
     """
 

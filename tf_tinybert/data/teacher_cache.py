@@ -18,6 +18,7 @@ from tf_tinybert.data.manifest import (
     write_vocabulary,
 )
 from tf_tinybert.data.shards import ShardWriter, claim_output_dir, read_records, shard_paths
+from tf_tinybert.fingerprints import weights_fingerprint
 
 __all__ = ["cache_teacher"]
 
@@ -44,7 +45,8 @@ def cache_teacher(
 
     `load` then yields them as `features["teacher_logits"]` (float32 [B, C]), and the
     Distiller's prediction stage uses them instead of running the teacher. Shards, row
-    order and everything else are kept; the manifest records `teacher_logits`.
+    order and everything else are kept; the manifest records `teacher_logits` (with the
+    teacher's `weights_fingerprint`, so that a recipe can tell when its teacher changed).
 
     Args:
         data_dir: a prepared directory.
@@ -101,7 +103,8 @@ def cache_teacher(
             manifest,
             shards=tuple(writer.close()),
             source={**manifest.source, "cached_from": os.path.abspath(os.fspath(data_dir))},
-            teacher_logits={"num_classes": int(num_classes), "teacher": name},
+            teacher_logits={"num_classes": int(num_classes), "teacher": name,
+                            "teacher_weights": weights_fingerprint(teacher)},
         )
         write_vocabulary(directory, read_tokenizer(data_dir))
         write_manifest(directory, result)
