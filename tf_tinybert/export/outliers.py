@@ -192,9 +192,10 @@ class SplitStreamForward:
         parts = self.parts
         xm, xo = self._embed(token_ids, segment_ids)
         xm, xo = self._layer_norm(parts.embeddings.layer_norm, xm, xo)
-        # Selected with `where` (SELECT_V2, one of INT8_FLOAT_OPS), which XNNPACK does not
-        # run: masked as MUL + ADD instead, the converter quantised the scores to int8
-        # between the float matmul and the float softmax (CoLA's int8 MCC fell 1.2 points).
+        # Masked with `where`: SELECT_V2, kept in float by INT8_FLOAT_OPS, though XNNPACK
+        # does not run it. As MUL + ADD, which it does run, the converter quantised the
+        # scores to int8 between the float matmul and the float softmax (CoLA's int8 MCC
+        # fell 1.2 points).
         keep = tf.greater(padding_mask, 0)[:, None, None, :]
         for layer in parts.layers:
             xm, xo = self._encoder_layer(layer, xm, xo, keep)
