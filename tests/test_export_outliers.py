@@ -153,3 +153,26 @@ def test_token_int8_export_holds_the_outlier_apart(span_model, features, calibra
     # test_token_export_runtime.py checks agreement on a tiny model, split included.)
     assert split_ranges[HIDDEN - 3] * 8 < plain_ranges[HIDDEN]
     assert HIDDEN - 3 not in plain_ranges
+
+
+def test_a_layer_norm_epsilon_that_matters_is_kept(features):
+    # BERT's 1e-12 is left out of the split graph (it adds nothing in int8, and XNNPACK
+    # refuses its ADD); an epsilon of 0.5, comparable to the variances, changes every
+    # output and must stay.
+    import keras
+
+    model = decisive_classifier(seed=5, hidden_dim=HIDDEN, intermediate_dim=64,
+                                vocabulary_size=300)
+    norms = [layer for layer in model._flatten_layers()
+             if isinstance(layer, keras.layers.LayerNormalization)]
+    assert len(norms) == 1 + 2 * model.backbone.num_layers
+    before = keras_reference(model, features)
+    for layer in norms:
+        layer.epsilon = 0.5
+    model.make_predict_function(force=True)  # predict() traced the old epsilon
+    expected = keras_reference(model, features)
+    assert np.abs(expected - before).max() > 1e-3  # the epsilon is felt
+    received = np.asarray(classifier_probabilities(
+        model, features["token_ids"], features["padding_mask"], features["segment_ids"],
+        attention_mask_value=-30.0, outlier_channels=[OUTLIER]))
+    np.testing.assert_allclose(received, expected, atol=1e-4)

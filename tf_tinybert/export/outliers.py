@@ -121,9 +121,11 @@ class SplitStreamForward:
             mean = mean + tf.reduce_mean(xo, -1, keepdims=True) * (n_outliers / self.hidden)
         dm, do = xm - mean, xo - mean
         variance = tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
+        epsilon = float(layer.epsilon) if layer.epsilon >= NEGLIGIBLE_EPSILON else None
         if n_outliers:
-            # Positive per-row rescaling leaves LayerNorm unchanged; this one keeps the
-            # variance of outlier rows near that of ordinary rows.
+            # Positive per-row rescaling leaves LayerNorm unchanged if epsilon scales with
+            # the variance (by shrink^2); this one keeps the variance of outlier rows near
+            # that of ordinary rows.
             outlier_variance = tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
             shrink = tf.math.rsqrt(outlier_variance + 1.0)
             dm, do = dm * shrink, do * shrink
@@ -131,8 +133,10 @@ class SplitStreamForward:
                 tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
                 + tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
             )
-        if layer.epsilon >= NEGLIGIBLE_EPSILON:
-            variance = variance + layer.epsilon
+            if epsilon is not None:
+                epsilon = epsilon * tf.square(shrink)
+        if epsilon is not None:
+            variance = variance + epsilon
         inverse = tf.math.rsqrt(variance)
         ym = dm * inverse * gamma[self.ordinary] + beta[self.ordinary]
         yo = do * inverse * gamma[self.outliers] + beta[self.outliers]
