@@ -5,7 +5,7 @@ import json
 
 import pytest
 from tiny_models import TINY_VOCAB, tiny_classifier, tiny_tokenizer
-from token_fixtures import make_token_tasks, write_squad, write_token_recipe
+from token_fixtures import make_token_tasks, spy_on_training_data, write_squad, write_token_recipe
 
 from tf_tinybert.data.augment_squad import augment_squad, augmentation_of
 from tf_tinybert.data.candidates import EmbeddingNeighbours
@@ -104,28 +104,10 @@ def _recipe_with_augmentation(tmp_path, task, name):
 
 def test_the_qa_recipe_distils_on_the_augmented_questions_and_trains_the_baseline_on_the_rest(
         tmp_path, monkeypatch):
-    from tf_tinybert import token_recipe
     from tf_tinybert.config import load_recipe
     from tf_tinybert.recipe import run_recipe
 
-    folders, used = {}, []
-    load, distill, train = token_recipe.load_token_data, token_recipe.distill, \
-        token_recipe.train_on_labels
-
-    def spy_load(folder, *args, **kwargs):
-        dataset = load(folder, *args, **kwargs)
-        folders[id(dataset)] = str(folder)
-        return dataset
-
-    def spy(function):
-        def wrapped(model, dataset, **kwargs):
-            used.append((kwargs.get("stage") or kwargs.get("name"), folders[id(dataset)]))
-            return function(model, dataset, **kwargs)
-        return wrapped
-
-    monkeypatch.setattr(token_recipe, "load_token_data", spy_load)
-    monkeypatch.setattr(token_recipe, "distill", spy(distill))
-    monkeypatch.setattr(token_recipe, "train_on_labels", spy(train))
+    used = spy_on_training_data(monkeypatch)
     recipe = _recipe_with_augmentation(tmp_path, "squad", "qa")
     report = run_recipe(load_recipe(recipe), verbose=0)
     run = tmp_path / "qa"
@@ -134,8 +116,8 @@ def test_the_qa_recipe_distils_on_the_augmented_questions_and_trains_the_baselin
     assert data["augmented_windows"] > data["train_windows"]
     assert data["augmentation"]["copies"] == 2
     augmented, train = str(run / "data" / "augmented"), str(run / "data" / "train")
-    assert used == [("teacher", train), ("intermediate", augmented), ("prediction", augmented),
-                    ("baseline", train)]
+    assert used == [("teacher", (train,)), ("intermediate", (augmented,)),
+                    ("prediction", (augmented,)), ("baseline", (train,))]
     assert augmentation_of(run / "data" / "train_augmented.json")["written"] == \
         data["augmented_questions"] + data["augmented_skipped"]
     # Run again: the augmented file and folder are reused as they are.

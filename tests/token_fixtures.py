@@ -103,3 +103,29 @@ training: {{checkpoint_every_steps: 2, tensorboard: false}}
 report: {{plots: false}}
 """, encoding="utf-8")
     return recipe
+
+
+def spy_on_training_data(monkeypatch) -> list:
+    """Record, in the returned list, `(stage or model name, folders)` for every distillation
+    stage and label training of the token recipe, folders as a tuple of str paths."""
+    from tf_tinybert import token_recipe
+
+    folders, used = {}, []
+    load, distill, train = (token_recipe.load_token_data, token_recipe.distill,
+                            token_recipe.train_on_labels)
+
+    def spy_load(folder, *args, **kwargs):
+        dataset = load(folder, *args, **kwargs)
+        folders[id(dataset)] = tuple(map(str, folder if isinstance(folder, list) else [folder]))
+        return dataset
+
+    def spy(function):
+        def wrapped(model, dataset, **kwargs):
+            used.append((kwargs.get("stage") or kwargs.get("name"), folders[id(dataset)]))
+            return function(model, dataset, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(token_recipe, "load_token_data", spy_load)
+    monkeypatch.setattr(token_recipe, "distill", spy(distill))
+    monkeypatch.setattr(token_recipe, "train_on_labels", spy(train))
+    return used

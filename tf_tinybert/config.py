@@ -411,6 +411,13 @@ class DataConfig:
         tokenizer: tokenizer preset or folder; None uses the teacher's.
         skip_bad_rows: token tasks: skip malformed sentences / questions (counted and listed
             in the prepared folder's summary.json and the report) instead of stopping.
+        transfer_file: question answering: a SQuAD-layout JSON file of more questions on
+            their contexts (relative to `data_dir`, or absolute), a transfer set: the two
+            distillation stages learn the teacher's answers to them beside the training
+            questions; their own answers, if any, are never read, and questions of the
+            training set (same id) are left out. The teacher and the label-only baseline
+            never see them. None: no transfer set.
+        transfer_subset: use only N of the transfer questions (seeded choice); None: all.
     """
 
     data_dir: str | None = None
@@ -421,9 +428,21 @@ class DataConfig:
     bucket_by_length: bool = True
     tokenizer: str | None = None
     skip_bad_rows: bool = False
+    transfer_file: str | None = None
+    transfer_subset: int | None = None
 
     def __post_init__(self):
         _check_positive(self.train_subset, "train_subset", allow_none=True)
+        _check_positive(self.transfer_subset, "transfer_subset", allow_none=True)
+
+    @property
+    def transfer_path(self) -> str | None:
+        """`transfer_file` as a path: under `data_dir` when relative and `data_dir` is set."""
+        if self.transfer_file is None:
+            return None
+        path = os.path.expanduser(self.transfer_file)
+        return os.path.join(self.data_dir, path) if self.data_dir and not os.path.isabs(path) \
+            else path
         _check_positive(self.dev_subset, "dev_subset", allow_none=True)
         _check(self.max_sequence_length >= 3, "max_sequence_length",
                "at least 3 ([CLS], a token, [SEP])", self.max_sequence_length)
@@ -767,6 +786,11 @@ class RecipeConfig:
     def __post_init__(self):
         _check(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
                "a run name of letters, digits, '_', '.' or '-'", self.name)
+        task_type = getattr(self.task, "task_type", None)
+        _check(self.data.transfer_file is None or task_type == QUESTION_ANSWERING,
+               "data.transfer_file", f"null: a transfer set is read for question answering "
+               f"only, and task {getattr(self.task, 'name', self.task)!r} is {task_type}",
+               self.data.transfer_file)
 
     @property
     def run_dir(self) -> str:
@@ -1207,6 +1231,11 @@ def check_paths(config: RecipeConfig, file: str | None = None) -> None:
                 f"{value!r} not found (relative paths start from {os.getcwd()}).",
                 key=key, file=file,
             )
+    transfer = config.data.transfer_path
+    if transfer and not os.path.isfile(transfer):
+        raise ConfigError(f"{transfer!r} not found (a SQuAD-layout JSON file, relative to "
+                          f"data.data_dir or absolute; relative paths start from "
+                          f"{os.getcwd()}).", key="data.transfer_file", file=file)
 
 
 def apply_overrides(config, overrides: Iterable[str]):

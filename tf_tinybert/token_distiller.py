@@ -7,10 +7,10 @@ for the same embedding / hidden / attention losses, computed by `Distiller` itse
 the prediction losses come from `tf_tinybert.token_losses`:
 - tagging: per-token soft cross-entropy over real word pieces; hard loss on tagged pieces;
 - answer spans: soft cross-entropy of the start and end distributions; hard loss on the gold
-  start and end positions.
+  start and end positions (none for the unlabeled windows of a transfer set).
 
 Labels `y` are the tag ids `[batch, seq]` (-100 where a piece carries no tag) or the answer
-positions `[batch, 2]` (start, end).
+positions `[batch, 2]` (start, end; -1 for a transfer set's unlabeled question).
 
 Example:
 ```python
@@ -120,8 +120,7 @@ class TokenDistiller(Distiller):
                     student_out["logits"], y, normalizer=global_sum(tagged))
             else:
                 values["hard"] = token_losses.span_hard_cross_entropy(
-                    student_out["logits"], y, mask,
-                    global_sum(ops.cast(ops.shape(mask)[0], "float32")))
+                    student_out["logits"], y, mask, global_sum(token_losses.labeled_rows(y)))
         return values
 
     def _distilled_variables(self):

@@ -105,16 +105,33 @@ def span_soft_cross_entropy(student_logits, teacher_logits, padding_mask,
 def span_hard_cross_entropy(logits, positions, padding_mask, normalizer=None):
     """Mean over rows of (CE(start) + CE(end)) / 2, `positions` [batch, 2] (start, end).
 
+    A row whose positions are negative (an unlabeled transfer question,
+    `tf_tinybert.data.squad.UNLABELED`) adds nothing and is not counted: the mean is over
+    the labeled rows (or `normalizer`, their count over all replicas).
+
     Example:
     ```python
     span_hard_cross_entropy(logits, y, x["padding_mask"])  # y[:, 0] start, y[:, 1] end
     ```
     """
     log_probabilities = ops.log_softmax(_masked(logits, padding_mask[:, :, None]), axis=1)
-    one_hot = ops.one_hot(ops.cast(positions, "int32"), ops.shape(logits)[1], axis=1)
+    labeled = ops.greater_equal(positions[:, :1], 0)
+    safe = ops.where(labeled, ops.cast(positions, "int32"), ops.zeros_like(positions, "int32"))
+    one_hot = ops.one_hot(safe, ops.shape(logits)[1], axis=1)
     per_row = -ops.sum(one_hot * log_probabilities, axis=(1, 2)) / 2.0
-    count = _float32(ops.shape(logits)[0])
-    return _divide(ops.sum(per_row), count, normalizer)
+    per_row = per_row * _float32(labeled[:, 0])
+    return _divide(ops.sum(per_row), labeled_rows(positions), normalizer)
+
+
+def labeled_rows(positions):
+    """How many rows of answer `positions` [batch, 2] are labeled (start >= 0), as float32.
+
+    Example:
+    ```python
+    labeled_rows(np.array([[3, 5], [-1, -1]]))  # 1.0
+    ```
+    """
+    return ops.sum(_float32(ops.greater_equal(positions[:, 0], 0)))
 
 
 def label_loss(task: str):

@@ -121,26 +121,41 @@ def subset_squad(source: pathlib.Path, target: pathlib.Path, count: int, seed: i
     subset_squad(Path("train.json"), Path("runs/qa/data/train_subset.json"), 1000, seed=0)
     ```
     """
-    try:
-        document = json.loads(source.read_text(encoding="utf-8-sig"))
-        places = [(a, p, q) for a, article in enumerate(document["data"])
-                  for p, paragraph in enumerate(article["paragraphs"])
-                  for q in range(len(paragraph["qas"]))]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{source}: cannot take a subset of it: not SQuAD's layout data -> "
-                         f"paragraphs -> qas ({type(error).__name__}: {error})") from None
+    document, places = squad.question_places(source)
     kept = set(places[i] for i in _chosen(count, len(places), seed))
-    articles = []
-    for a, article in enumerate(document["data"]):
-        paragraphs = []
-        for p, paragraph in enumerate(article["paragraphs"]):
-            qas = [qa for q, qa in enumerate(paragraph["qas"]) if (a, p, q) in kept]
-            if qas:
-                paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            articles.append({**article, "paragraphs": paragraphs})
-    data = json.dumps({**document, "data": articles}, ensure_ascii=False).encode("utf-8")
-    return _write_if_changed(target, data)
+    chosen = squad.with_questions(document, lambda place, qa: qa if place in kept else None)
+    return _write_if_changed(target, json.dumps(chosen, ensure_ascii=False).encode("utf-8"))
+
+
+def transfer_squad(source: pathlib.Path, target: pathlib.Path, training: pathlib.Path,
+                   count: int | None, seed: int) -> pathlib.Path:
+    """Write the transfer set of a QA recipe: the questions of `source` whose id is not a
+    question of `training` (seeded choice of `count`, None: all), answers removed.
+
+    Example:
+    ```python
+    transfer_squad(Path("train.json"), Path("runs/qa/data/transfer.json"),
+                   Path("runs/qa/data/train_subset.json"), 5000, seed=0)
+    ```
+    """
+    trained = {qa.get("id") for qa in _questions(*squad.question_places(training))}
+    document, places = squad.question_places(source)
+    candidates = [place for place, qa in zip(places, _questions(document, places))
+                  if qa.get("id") not in trained]
+    chosen = set(candidates[i] for i in _chosen(count or len(candidates), len(candidates), seed))
+    if not chosen:
+        raise ValueError(f"{source}: no transfer questions: every one of its {len(places)} "
+                         f"questions is a training question (same id in {training})")
+    transfer = squad.with_questions(
+        document, lambda place, qa: {**qa, "answers": []} if place in chosen else None)
+    return _write_if_changed(target, json.dumps(transfer, ensure_ascii=False).encode("utf-8"))
+
+
+def _questions(document: dict, places) -> list[dict]:
+    # Each question of a SQuAD document as a dict (an empty one where it is not: read_squad
+    # says what is wrong with it when the file is prepared).
+    questions = [document["data"][a]["paragraphs"][p]["qas"][q] for a, p, q in places]
+    return [qa if isinstance(qa, dict) else {} for qa in questions]
 
 
 # ----------------------------------------------------------------------------- the shapes
@@ -259,20 +274,30 @@ def token_task_of(folder) -> str | None:
 def load_token_data(folder, batch_size: int, training: bool, seed: int = 0,
                     sequence_length: int | None = None):
     """Batches of a prepared token folder: shuffled for training; for scoring, in order and
-    with the offsets that answer decoding needs.
+    with the offsets that answer decoding needs. A list of folders of one task (training
+    windows and a transfer set, say) is read as one data set, its folders mixed at random
+    in proportion to their windows.
 
     Example:
     ```python
     dev_ds = load_token_data("runs/qa/data/dev", 64, training=False)
+    train_ds = load_token_data(["runs/qa/data/train", "runs/qa/data/transfer"], 16, True)
     ```
     """
-    summary = read_summary(folder)
-    shape = TOKEN_SHAPES[summary["task"]]
+    folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
+    summaries = [read_summary(f) for f in folders]
+    task = summaries[0]["task"]
+    if any(summary["task"] != task for summary in summaries):
+        raise ValueError("Expected folders of one task. Received: " + ", ".join(
+            f"{f} ({summary['task']})" for f, summary in zip(folders, summaries)))
+    shape = TOKEN_SHAPES[task]
+    counts = [summary["windows"] for summary in summaries]
     return load_token_records(
-        [str(pathlib.Path(folder) / prepare_tokens.DATA_FILE)], summary["task"], batch_size,
-        sequence_length or summary["sequence_length"],
+        [str(pathlib.Path(f) / prepare_tokens.DATA_FILE) for f in folders], task, batch_size,
+        sequence_length or summaries[0]["sequence_length"],
         with_offsets=shape.with_offsets and not training,
-        shuffle_buffer=SHUFFLE_BUFFER if training else 0, seed=seed)
+        shuffle_buffer=SHUFFLE_BUFFER if training else 0, seed=seed,
+        weights=counts if len(folders) > 1 else None)
 
 
 def token_evaluator(folder, max_answer_length: int = 30):
@@ -387,13 +412,19 @@ class _TokenRun:
 
 
 def _summary_if_current(folder: pathlib.Path, wanted: dict) -> dict | None:
-    """The folder's summary.json when it was prepared with `wanted`'s values, else None
-    (not prepared yet, or from another source, length, stride or tag set)."""
+    """The folder's summary.json when it was prepared with `wanted`'s values from the source
+    as it is now, else None (not prepared yet; another source, length, stride or tag set;
+    or a source file written since, such as a subset of another size)."""
     path = folder / prepare_tokens.SUMMARY_FILE
     if not path.is_file():
         return None
     summary = json.loads(path.read_text(encoding="utf-8"))
-    return summary if all(summary.get(key) == value for key, value in wanted.items()) else None
+    if not all(summary.get(key) == value for key, value in wanted.items()):
+        return None
+    source = pathlib.Path(summary["source"])
+    if not source.is_file() or source.stat().st_mtime_ns > path.stat().st_mtime_ns:
+        return None
+    return summary
 
 
 def _prepare_token_data(trun: _TokenRun, tokenizer):
@@ -475,6 +506,36 @@ def _augment_questions(trun: _TokenRun, teacher, tokenizer, train_dir) -> pathli
         augmented_questions=summary["questions"], augmented_windows=summary["windows"],
         augmented_skipped=summary.get("skipped_rows", 0),
         augmentation={key: recorded[key] for key in ("copies", "p", "candidates", "method")})
+    return output
+
+
+def _prepare_transfer(trun: _TokenRun, tokenizer, train_dir) -> pathlib.Path:
+    """The prepared windows of the transfer set (`data.transfer_file`): its questions that
+    are not training questions, answers removed; reused while the source and settings stay."""
+    run, config = trun.run, trun.run.config
+    source = pathlib.Path(config.data.transfer_path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"data.transfer_file: {source} does not exist (a SQuAD-layout JSON file, relative "
+            "to data.data_dir or absolute).")
+    training = pathlib.Path(read_summary(train_dir)["source"])
+    questions = transfer_squad(source, run.path("data", "transfer.json"), training,
+                               config.data.transfer_subset, config.seed)
+    output = run.path("data", "transfer")
+    wanted = {"source": os.path.abspath(questions), "sequence_length": trun.length,
+              "stride": trun.task.doc_stride, "labeled": False}
+    summary = _summary_if_current(output, wanted)
+    if summary is None:
+        run.say(f"preparing the transfer questions of {source}")
+        run.mark_work()
+        summary = prepare_tokens.prepare_squad(
+            str(questions), tokenizer, str(output), sequence_length=trun.length,
+            stride=trun.task.doc_stride, skip_bad_rows=config.data.skip_bad_rows,
+            with_answers=False)
+    run.report.setdefault("data", {}).update(
+        transfer_file=str(source), transfer_subset=config.data.transfer_subset,
+        transfer_questions=summary["questions"], transfer_windows=summary["windows"],
+        transfer_skipped=summary.get("skipped_rows", 0))
     return output
 
 
@@ -633,11 +694,16 @@ def run_token_recipe(run, tokenizer) -> dict:
     with make_strategy(config.training.strategy).scope():
         with run.stage("teacher"):
             teacher = _token_teacher(trun, train_dir, dev_ds, evaluate)
-        distill_dir = train_dir
+        distill_dirs = [train_dir]
         if config.augment.enabled:
             with run.stage("augment"):
-                distill_dir = _augment_questions(trun, teacher, tokenizer, train_dir)
-        student = _distill_token_student(trun, teacher, distill_dir, dev_ds, evaluate)
+                distill_dirs = [_augment_questions(trun, teacher, tokenizer, train_dir)]
+        if config.data.transfer_file:
+            with run.stage("transfer"):
+                distill_dirs.append(_prepare_transfer(trun, tokenizer, train_dir))
+        run.report["data"]["distill_windows"] = sum(
+            read_summary(folder)["windows"] for folder in distill_dirs)
+        student = _distill_token_student(trun, teacher, distill_dirs, dev_ds, evaluate)
         _record(run, "student", student, trun.scores(student, evaluate, dev_ds))
         run.save_report()
         if config.baseline.enabled:

@@ -104,6 +104,9 @@ def prepare_squad(
 ) -> dict:
     """Question + context windows of a SQuAD v1.1 JSON file; returns the summary.
 
+    With `with_answers=False` the answers are not read (a transfer set): every window's
+    positions are `squad.UNLABELED`, and the summary says `"labeled": false`.
+
     Example:
     ```python
     prepare_squad("dev.json", "path/to/teacher", "runs/qa/dev", sequence_length=384)
@@ -125,7 +128,7 @@ def prepare_squad(
         for example, windows in drop_bad_rows(windows_of(), skip_bad_rows, skipped):
             counts["questions"] += 1
             counts["windows"] += len(windows)
-            counts["windows_with_answer"] += sum(1 for w in windows if w.start_position)
+            counts["windows_with_answer"] += sum(1 for w in windows if w.start_position > 0)
             for window in windows:
                 yield token_records.span_record(window, example.question_id)
         if not counts["questions"]:
@@ -133,4 +136,5 @@ def prepare_squad(
 
     token_records.write_records(os.path.join(output, DATA_FILE), records())
     return _summary(output, QUESTION_ANSWERING, tokenizer, sequence_length, skipped,
-                    stride=int(stride), source=os.path.abspath(input), **counts)
+                    stride=int(stride), source=os.path.abspath(input), labeled=with_answers,
+                    **counts)

@@ -37,8 +37,11 @@ from tf_tinybert.data.readers import BadRowError
 # The windowing is the runtime's too (it answers over the same windows): it owns it.
 from tf_tinybert.runtime.spans import NO_ANSWER, SpanWindow, span_windows
 
-__all__ = ["NO_ANSWER", "SpanWindow", "SquadExample", "question_windows", "read_squad",
-           "span_windows"]
+__all__ = ["NO_ANSWER", "UNLABELED", "SpanWindow", "SquadExample", "question_places",
+           "question_windows", "read_squad", "span_windows", "with_questions"]
+
+# The answer positions of a window whose question is unlabeled (a transfer set): no hard loss.
+UNLABELED = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,53 @@ class SquadExample:
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
+
+
+def question_places(path) -> tuple[dict, list[tuple[int, int, int]]]:
+    """The parsed SQuAD document of `path` and the `(article, paragraph, question)` index of
+    each of its questions, in file order; ValueError names the file where it is not SQuAD's
+    layout. Keys inside the questions are checked later, by `read_squad`.
+
+    Example:
+    ```python
+    document, places = question_places("squad/train.json")
+    len(places)  # the number of questions
+    ```
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            document = json.load(file)
+        places = [(a, p, q) for a, article in enumerate(document["data"])
+                  for p, paragraph in enumerate(article["paragraphs"])
+                  for q in range(len(paragraph["qas"]))]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: cannot read its questions: not SQuAD's layout data -> "
+                         f"paragraphs -> qas ({type(error).__name__}: {error})") from None
+    return document, places
+
+
+def with_questions(document: dict, keep) -> dict:
+    """`document` holding only the questions for which `keep((a, p, q), qa)` returns a
+    question (itself or a changed copy) rather than None; paragraphs and articles left
+    without questions are dropped, everything else is kept as it is.
+
+    Example:
+    ```python
+    document, places = question_places("train.json")
+    first = with_questions(document, lambda place, qa: qa if place == places[0] else None)
+    ```
+    """
+    articles = []
+    for a, article in enumerate(document["data"]):
+        paragraphs = []
+        for p, paragraph in enumerate(article["paragraphs"]):
+            qas = [kept for q, qa in enumerate(paragraph["qas"])
+                   if (kept := keep((a, p, q), qa)) is not None]
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            articles.append({**article, "paragraphs": paragraphs})
+    return {**document, "data": articles}
 
 
 def _get(container, key, kind, where):
@@ -143,7 +193,8 @@ def question_windows(
         runtime_tokenizer: the `tf_tinybert.runtime.WordpieceTokenizer` of the same
             vocabulary and options; it supplies character spans, and must agree on the ids.
         stride: see `span_windows`.
-        with_answer: map the first answer to positions (training); False for unlabeled use.
+        with_answer: map the first answer to positions (training); False for an unlabeled
+            question (a transfer set): every window's positions are then `UNLABELED`.
 
     Example:
     ```python
@@ -173,7 +224,11 @@ def question_windows(
         answer = (start, start + len(text))
         if not any(s < answer[1] and e > answer[0] for _, s, e in spans):
             return BadRowError(f"{example.where}.answers[0]", "the answer covers no word piece")
-    return span_windows(
+    windows = span_windows(
         question_ids, [(i, s, e) for i, (_, s, e) in zip(context_ids, spans)], answer,
         encoder.sequence_length, stride, encoder.tokenizer.cls_token_id,
         encoder.tokenizer.sep_token_id)
+    if not with_answer:
+        windows = [dataclasses.replace(w, start_position=UNLABELED, end_position=UNLABELED)
+                   for w in windows]
+    return windows

@@ -76,8 +76,13 @@ def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
 def load_token_records(
     paths: Sequence[str], task: str, batch_size: int, sequence_length: int, pad_id: int = 0,
     with_offsets: bool = False, shuffle_buffer: int = 0, seed: int | None = None,
+    weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` padded to `sequence_length`; see the module docstring.
+
+    Several `paths` are read one after the other, or, given `weights` (their record counts,
+    say), drawn from at random in those proportions, so that a shuffle buffer smaller than
+    the whole mixes them all the same.
 
     Example:
     ```python
@@ -103,7 +108,16 @@ def load_token_records(
                                       parsed[features.END_POSITION]]), tf.int32)
         return row, label
 
-    dataset = tf.data.TFRecordDataset(list(paths)).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if weights is not None and len(paths) > 1:
+        if len(weights) != len(paths):
+            raise ValueError(f"Expected one weight per path ({len(paths)}). "
+                             f"Received: weights={list(weights)}")
+        records = tf.data.Dataset.sample_from_datasets(
+            [tf.data.TFRecordDataset([str(path)]) for path in paths],
+            weights=[float(w) for w in weights], seed=seed, stop_on_empty_dataset=False)
+    else:
+        records = tf.data.TFRecordDataset([str(path) for path in paths])
+    dataset = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     row_shapes, row_values = {}, {}
