@@ -38,6 +38,7 @@ import keras
 from tf_tinybert import data as tt_data
 from tf_tinybert.atomic import save_model, write_bytes
 from tf_tinybert.config import RecipeConfig, save_config
+from tf_tinybert.data.manifest import MANIFEST_NAME
 from tf_tinybert.data.readers import open_source
 from tf_tinybert.distiller import Distiller
 from tf_tinybert.evaluation import evaluate_classifier
@@ -189,7 +190,7 @@ def _open_file(run: Run, split: str, file_name: str, subset: int | None):
 
 
 def _manifest_or_none(folder: pathlib.Path):
-    return tt_data.read_manifest(folder) if (folder / "manifest.json").is_file() else None
+    return tt_data.read_manifest(folder) if (folder / MANIFEST_NAME).is_file() else None
 
 
 def _prepare_split(run: Run, tokenizer, split: str, subset: int | None,
@@ -268,8 +269,8 @@ def check_same_labels(train_dir, dev_dir) -> None:
                                ("sentence pairs", train.has_text_pair, dev.has_text_pair)):
         if ours != theirs:
             raise ValueError(
-                f"{dev_dir}/manifest.json ({dev.source.get('path') or dev.source.get('tfds')}) "
-                f"has {what} {theirs!r}, but {train_dir}/manifest.json "
+                f"{dev_dir}/{MANIFEST_NAME} ({dev.source.get('path') or dev.source.get('tfds')}) "
+                f"has {what} {theirs!r}, but {train_dir}/{MANIFEST_NAME} "
                 f"({train.source.get('path') or train.source.get('tfds')}) has {ours!r}: the dev "
                 "set must be labeled like the training set. Fix the dev file (or the task's "
                 "files.label_values) and run again."
@@ -444,7 +445,7 @@ def distill_student(run: Run, teacher, train_dir, prediction_dir, dev_ds):
 
 def _general_corpus(run: Run, corpus: str) -> pathlib.Path:
     output = run.path("data", "general")
-    if not (output / "manifest.json").exists():
+    if not (output / MANIFEST_NAME).exists():
         run.mark_work()
         tt_data.prepare(input=corpus, tokenizer=run.tokenizer, output=output, format="text",
                         unlabeled=True, max_sequence_length=run.config.data.max_sequence_length,
