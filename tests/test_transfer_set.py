@@ -15,6 +15,7 @@ from tf_tinybert import token_losses, token_recipe
 from tf_tinybert.config import ConfigError, load_recipe
 from tf_tinybert.data import squad
 from tf_tinybert.data.prepare_tokens import prepare_squad
+from tf_tinybert.data.readers import BadRowError
 from tf_tinybert.recipe import run_recipe
 from tf_tinybert.token_distiller import TokenDistiller
 from tf_tinybert.token_models import BertSpanExtractor
@@ -136,6 +137,26 @@ def test_a_transfer_file_is_refused_for_other_tasks_and_when_missing(tmp_path):
     recipe = write_token_recipe(tmp_path, paths, "squad", "qa")
     with pytest.raises(ConfigError, match="data.transfer_file.*missing.json.*not found"):
         load_recipe(recipe, ["data.transfer_file=missing.json"])
+    with pytest.raises(ConfigError, match="transfer_subset.*no data.transfer_file"):
+        load_recipe(recipe, ["data.transfer_subset=10"])
+
+
+def test_a_bad_transfer_question_stops_the_recipe_naming_it_and_its_source(tmp_path):
+    paths = make_token_tasks(tmp_path)
+    extra = tmp_path / "extra.json"
+    write_squad(extra, 3, seed=5)
+    document = json.loads(extra.read_text())
+    for article in document["data"]:  # ids of their own: no training question's
+        for qa in article["paragraphs"][0]["qas"]:
+            qa["id"] = "extra-" + qa["id"]
+    document["data"][1]["paragraphs"][0]["qas"][1]["question"] = " film" * 30
+    extra.write_text(json.dumps(document))
+    recipe = write_token_recipe(tmp_path, paths, "squad", "qa", modes=(), length=16)
+    config = load_recipe(recipe, [f"data.transfer_file={extra}"])
+    with pytest.raises(BadRowError, match=r"transfer.json:data\[1\].paragraphs\[0\].qas\[1\]"
+                       r".question: the question has .* transfer set, written from .*extra.json"):
+        run_recipe(config, verbose=0)
+    assert not (tmp_path / "qa" / "data" / "transfer" / "summary.json").exists()
 
 
 def test_the_qa_recipe_distils_on_the_transfer_set_and_prepares_it_again_when_it_changes(

@@ -434,6 +434,9 @@ class DataConfig:
     def __post_init__(self):
         _check_positive(self.train_subset, "train_subset", allow_none=True)
         _check_positive(self.transfer_subset, "transfer_subset", allow_none=True)
+        _check(self.transfer_subset is None or self.transfer_file is not None, "transfer_subset",
+               "null when there is no data.transfer_file to take a subset of",
+               self.transfer_subset)
 
     @property
     def transfer_path(self) -> str | None:

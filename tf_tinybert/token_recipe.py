@@ -38,7 +38,7 @@ from tf_tinybert.atomic import save_model, write_bytes, write_text
 from tf_tinybert.choices import QUESTION_ANSWERING, TOKEN_CLASSIFICATION, TOKEN_TASK_TYPES
 from tf_tinybert.data import prepare_tokens, squad
 from tf_tinybert.data.augment_squad import augment_squad, augmentation_of
-from tf_tinybert.data.readers import drop_bad_rows
+from tf_tinybert.data.readers import BadRowError, drop_bad_rows
 from tf_tinybert.data.token_records import load_token_records
 from tf_tinybert.export.token_export import TfliteTokenModel, export_token_model
 from tf_tinybert.fingerprints import weights_fingerprint
@@ -528,10 +528,15 @@ def _prepare_transfer(trun: _TokenRun, tokenizer, train_dir) -> pathlib.Path:
     if summary is None:
         run.say(f"preparing the transfer questions of {source}")
         run.mark_work()
-        summary = prepare_tokens.prepare_squad(
-            str(questions), tokenizer, str(output), sequence_length=trun.length,
-            stride=trun.task.doc_stride, skip_bad_rows=config.data.skip_bad_rows,
-            with_answers=False)
+        try:
+            summary = prepare_tokens.prepare_squad(
+                str(questions), tokenizer, str(output), sequence_length=trun.length,
+                stride=trun.task.doc_stride, skip_bad_rows=config.data.skip_bad_rows,
+                with_answers=False)
+        except BadRowError as error:
+            raise BadRowError(error.where, f"{error.reason} (a question of the transfer set, "
+                              f"written from {source}; `--set data.skip_bad_rows=true` leaves "
+                              "such questions out)") from None
     run.report.setdefault("data", {}).update(
         transfer_file=str(source), transfer_subset=config.data.transfer_subset,
         transfer_questions=summary["questions"], transfer_windows=summary["windows"],
