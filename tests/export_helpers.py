@@ -62,3 +62,11 @@ def tensor_types(content, op_name, input_index=None):
     return [names[graph.tensors[i].type] for op in graph.operators
             if codes[op.opcodeIndex] == wanted
             for i in (op.outputs if input_index is None else [op.inputs[input_index]])]
+
+
+def named_tensor_types(content, marker):
+    """TensorType names of the tensors whose name contains `marker`."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return [names[t.type] for t in model.subgraphs[0].tensors
+            if marker in (t.name or b"").decode()]

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
-from export_helpers import decisive_classifier, keras_reference, tensor_types
+from export_helpers import decisive_classifier, keras_reference, named_tensor_types, tensor_types
 from tiny_models import random_features
 
 from tf_tinybert.export import UnsupportedOpsError, check_builtin_ops, operator_names, to_tflite
+from tf_tinybert.export.outliers import STATISTICS_SCOPE
 from tf_tinybert.export.serving import classifier_probabilities
 from tf_tinybert.export.verify import check_signature, tflite_probabilities
 
@@ -129,6 +130,11 @@ def test_int8_keeps_attention_and_layernorm_statistics_in_float(model, features,
     for content in (default, integer_only):
         assert set(tensor_types(content, "FULLY_CONNECTED")) == {"INT8"}
         assert set(tensor_types(content, "FULLY_CONNECTED", input_index=1)) == {"INT8"}
+    # The split LayerNorm's per-row statistics and the normalisation by them, whatever the
+    # op (MUL, ADD, SUB as well as MEAN and RSQRT), by their name scope.
+    statistics = named_tensor_types(default, STATISTICS_SCOPE)
+    assert len(statistics) > 10 and set(statistics) == {"FLOAT32"}
+    assert "INT8" in named_tensor_types(integer_only, STATISTICS_SCOPE)
     expected = keras_reference(model, features)
     received = tflite_probabilities(default, features)
     assert np.mean(received.argmax(-1) == expected.argmax(-1)) >= 0.9

@@ -77,6 +77,23 @@ def operator_names(model_content: bytes) -> list[str]:
     return list(operator_versions(model_content))
 
 
+def tensor_names(model_content: bytes) -> list[str]:
+    """The name of every tensor in a TFLite model's subgraphs, in order.
+
+    Example:
+    ```python
+    tensor_names(tflite_bytes)  # ['serving_default_input_word_ids:0', ..., 'Identity']
+    ```
+    """
+    model = _schema().Model.GetRootAs(model_content, 0)
+    names = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            names.append((subgraph.Tensors(t).Name() or b"").decode())
+    return names
+
+
 def min_runtime_version(model_content: bytes) -> str | None:
     """The converter's estimate of the oldest TFLite runtime that has every op version.
 

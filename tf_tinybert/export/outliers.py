@@ -44,6 +44,8 @@ from tf_tinybert.keras_hub_bert import bert_parts, leading_shape
 # refuses, and each refused op splits the delegated graph in two (one more partition to
 # prepare whenever a dynamic-length model is resized). A real row's variance is never 0.
 NEGLIGIBLE_EPSILON = 1e-6
+# The name scope of LayerNorm's per-row statistics and the normalisation by them.
+STATISTICS_SCOPE = "layer_norm_statistics"
 
 
 class SplitStreamForward:
@@ -116,30 +118,32 @@ class SplitStreamForward:
                 ..., np.argsort(np.concatenate([self.ordinary, self.outliers]))])
         gamma, beta = self._value(layer.gamma), self._value(layer.beta)
         n_ordinary, n_outliers = self.ordinary.size, self.outliers.size
-        mean = tf.reduce_mean(xm, -1, keepdims=True) * (n_ordinary / self.hidden)
-        if n_outliers:
-            mean = mean + tf.reduce_mean(xo, -1, keepdims=True) * (n_outliers / self.hidden)
-        dm, do = xm - mean, xo - mean
-        variance = tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
-        epsilon = float(layer.epsilon) if layer.epsilon >= NEGLIGIBLE_EPSILON else None
-        if n_outliers:
-            # Positive per-row rescaling leaves LayerNorm unchanged if epsilon scales with
-            # the variance (by shrink^2); this one keeps the variance of outlier rows near
-            # that of ordinary rows.
-            outlier_variance = tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
-            shrink = tf.math.rsqrt(outlier_variance + 1.0)
-            dm, do = dm * shrink, do * shrink
-            variance = (
-                tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
-                + tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
-            )
+        with tf.name_scope(STATISTICS_SCOPE):
+            mean = tf.reduce_mean(xm, -1, keepdims=True) * (n_ordinary / self.hidden)
+            if n_outliers:
+                mean = mean + tf.reduce_mean(xo, -1, keepdims=True) * (n_outliers / self.hidden)
+            dm, do = xm - mean, xo - mean
+            variance = tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
+            epsilon = float(layer.epsilon) if layer.epsilon >= NEGLIGIBLE_EPSILON else None
+            if n_outliers:
+                # Positive per-row rescaling leaves LayerNorm unchanged if epsilon scales with
+                # the variance (by shrink^2); this one keeps the variance of outlier rows near
+                # that of ordinary rows.
+                outlier_variance = tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
+                shrink = tf.math.rsqrt(outlier_variance + 1.0)
+                dm, do = dm * shrink, do * shrink
+                variance = (
+                    tf.reduce_mean(tf.square(dm), -1, keepdims=True) * (n_ordinary / self.hidden)
+                    + tf.reduce_sum(tf.square(do), -1, keepdims=True) / self.hidden
+                )
+                if epsilon is not None:
+                    epsilon = epsilon * tf.square(shrink)
             if epsilon is not None:
-                epsilon = epsilon * tf.square(shrink)
-        if epsilon is not None:
-            variance = variance + epsilon
-        inverse = tf.math.rsqrt(variance)
-        ym = dm * inverse * gamma[self.ordinary] + beta[self.ordinary]
-        yo = do * inverse * gamma[self.outliers] + beta[self.outliers]
+                variance = variance + epsilon
+            inverse = tf.math.rsqrt(variance)
+            dm, do = dm * inverse, do * inverse
+        ym = dm * gamma[self.ordinary] + beta[self.ordinary]
+        yo = do * gamma[self.outliers] + beta[self.outliers]
         return ym, yo
 
     def _embed(self, token_ids, segment_ids):
