@@ -1235,7 +1235,9 @@ def check_paths(config: RecipeConfig, file: str | None = None) -> None:
                 key=key, file=file,
             )
     transfer = config.data.transfer_path
-    if transfer and not os.path.isfile(transfer):
+    # A missing data folder is the data stage's to report (with what it should hold).
+    if transfer and os.path.isdir(os.path.dirname(transfer) or ".") \
+            and not os.path.isfile(transfer):
         raise ConfigError(f"{transfer!r} not found (a SQuAD-layout JSON file, relative to "
                           f"data.data_dir or absolute; relative paths start from "
                           f"{os.getcwd()}).", key="data.transfer_file", file=file)
