@@ -537,6 +537,9 @@ def _prepare_transfer(trun: _TokenRun, tokenizer, train_dir) -> pathlib.Path:
             raise BadRowError(error.where, f"{error.reason} (a question of the transfer set, "
                               f"written from {source}; `--set data.skip_bad_rows=true` leaves "
                               "such questions out)") from None
+    if summary.get("skipped_rows"):
+        run.say(f"{summary['skipped_rows']} transfer questions left out as malformed (listed "
+                f"in {output / prepare_tokens.SUMMARY_FILE})")
     run.report.setdefault("data", {}).update(
         transfer_file=str(source), transfer_subset=config.data.transfer_subset,
         transfer_questions=summary["questions"], transfer_windows=summary["windows"],
