@@ -214,6 +214,12 @@ def test_dataclass_checks_also_apply_in_python():
         cfg.TaskConfig("t", labels=("a", "b"), metrics=("pearson",))
     with pytest.raises(cfg.ConfigError, match="'files.label_values'"):
         cfg.TaskConfig("t", labels=("a", "b"), files=cfg.FilesConfig(label_values=("0",)))
+    with pytest.raises(cfg.ConfigError, match="'dev_subset'.*positive"):
+        cfg.DataConfig(dev_subset=0)
+    with pytest.raises(cfg.ConfigError, match="'max_sequence_length'.*at least 3"):
+        cfg.DataConfig(max_sequence_length=2)
+    with pytest.raises(cfg.ConfigError, match="'transfer_subset'.*no data.transfer_file"):
+        cfg.DataConfig(transfer_subset=5)
 
 
 def test_missing_recipe_file_is_named(tmp_path):

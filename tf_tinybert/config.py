@@ -433,6 +433,9 @@ class DataConfig:
 
     def __post_init__(self):
         _check_positive(self.train_subset, "train_subset", allow_none=True)
+        _check_positive(self.dev_subset, "dev_subset", allow_none=True)
+        _check(self.max_sequence_length >= 3, "max_sequence_length",
+               "at least 3 ([CLS], a token, [SEP])", self.max_sequence_length)
         _check_positive(self.transfer_subset, "transfer_subset", allow_none=True)
         _check(self.transfer_subset is None or self.transfer_file is not None, "transfer_subset",
                "null when there is no data.transfer_file to take a subset of",
@@ -446,9 +449,6 @@ class DataConfig:
         path = os.path.expanduser(self.transfer_file)
         return os.path.join(self.data_dir, path) if self.data_dir and not os.path.isabs(path) \
             else path
-        _check_positive(self.dev_subset, "dev_subset", allow_none=True)
-        _check(self.max_sequence_length >= 3, "max_sequence_length",
-               "at least 3 ([CLS], a token, [SEP])", self.max_sequence_length)
 
 
 @dataclass(frozen=True)
