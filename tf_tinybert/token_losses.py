@@ -119,8 +119,8 @@ def span_hard_cross_entropy(logits, positions, padding_mask, normalizer=None):
     safe = ops.where(labeled, ops.cast(positions, "int32"), ops.zeros_like(positions, "int32"))
     one_hot = ops.one_hot(safe, ops.shape(logits)[1], axis=1)
     per_row = -ops.sum(one_hot * log_probabilities, axis=(1, 2)) / 2.0
-    per_row = per_row * _float32(labeled[:, 0])
-    return _divide(ops.sum(per_row), labeled_rows(positions), normalizer)
+    weight = _float32(labeled[:, 0])
+    return _divide(ops.sum(per_row * weight), ops.sum(weight), normalizer)
 
 
 def labeled_rows(positions):
