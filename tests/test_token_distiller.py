@@ -5,23 +5,16 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import TINY_VOCAB_SIZE, random_features
+from tiny_models import random_features, tiny_backbone
 
 from tf_tinybert import Distiller, token_losses
 from tf_tinybert.token_distiller import TokenDistiller
 from tf_tinybert.token_models import BertSpanExtractor, BertTokenTagger
 
 
-def backbone(seed, num_layers, hidden_dim):
-    keras.utils.set_random_seed(seed)
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=TINY_VOCAB_SIZE, num_layers=num_layers, num_heads=2,
-        hidden_dim=hidden_dim, intermediate_dim=16, max_sequence_length=32, dropout=0.0)
-
-
 def pair(head, **kwargs):
-    teacher = head(backbone(0, 4, 12), dropout=0.0, **kwargs)
-    student = head(backbone(1, 2, 8), dropout=0.0, **kwargs)
+    teacher = head(tiny_backbone(0, 4, 12), dropout=0.0, **kwargs)
+    student = head(tiny_backbone(1, 2, 8), dropout=0.0, **kwargs)
     return teacher, student
 
 
@@ -105,7 +98,7 @@ def test_models_of_another_task_are_refused_by_name():
         TokenDistiller(teacher, student)
     with pytest.raises(ValueError, match="BertTextClassifier"):
         TokenDistiller(teacher, keras_hub.models.BertTextClassifier(
-            backbone(1, 2, 8), 5, preprocessor=None))
+            tiny_backbone(1, 2, 8), 5, preprocessor=None))
 
 
 @pytest.mark.parametrize("head", [BertTokenTagger, BertSpanExtractor])

@@ -5,10 +5,9 @@ mixed data set, the config's checks and the recipe end to end."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
-from tiny_models import TINY_VOCAB_SIZE, random_features, tiny_tokenizer
+from tiny_models import random_features, tiny_backbone, tiny_tokenizer
 from token_fixtures import make_token_tasks, spy_on_training_data, write_squad, write_token_recipe
 
 from tf_tinybert import token_losses, token_recipe
@@ -51,15 +50,8 @@ def test_the_hard_span_loss_skips_unlabeled_rows_and_averages_over_labeled_ones(
 
 
 def test_the_distillers_hard_loss_on_a_mixed_batch_is_the_labeled_rows_mean():
-    def backbone(seed, layers, hidden):
-        keras.utils.set_random_seed(seed)
-        import keras_hub
-        return keras_hub.models.BertBackbone(
-            vocabulary_size=TINY_VOCAB_SIZE, num_layers=layers, num_heads=2, hidden_dim=hidden,
-            intermediate_dim=16, max_sequence_length=32, dropout=0.0)
-
-    teacher = BertSpanExtractor(backbone(0, 2, 12), dropout=0.0)
-    student = BertSpanExtractor(backbone(1, 1, 8), dropout=0.0)
+    teacher = BertSpanExtractor(tiny_backbone(0, 2, 12), dropout=0.0)
+    student = BertSpanExtractor(tiny_backbone(1, 1, 8), dropout=0.0)
     distiller = TokenDistiller(teacher, student)
     distiller.compile(optimizer="adam", stage="prediction", loss_weights={"hard": 0.5})
     x = random_features(seed=2)

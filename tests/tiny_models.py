@@ -46,6 +46,14 @@ def tiny_classifier(
     )
 
 
+def tiny_backbone(seed, num_layers, hidden_dim):
+    """A seeded BertBackbone over the tiny vocabulary: 2 heads, I16, length 32, no dropout."""
+    keras.utils.set_random_seed(seed)
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=TINY_VOCAB_SIZE, num_layers=num_layers, num_heads=2,
+        hidden_dim=hidden_dim, intermediate_dim=16, max_sequence_length=32, dropout=0.0)
+
+
 def random_features(batch_size=4, sequence_length=12, vocabulary_size=TINY_VOCAB_SIZE, seed=0,
                     min_length=3):
     """A batch of token ids with per-row lengths, [CLS] first, zero padding after."""
