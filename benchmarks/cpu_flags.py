@@ -14,7 +14,8 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
              "amx_tile", "amx_int8", "amx_bf16")
 # Environment variables that cap the ISA a library dispatches to (an emulation of a lesser
 # CPU: oneDNN in TensorFlow and PyTorch honours ONEDNN_MAX_CPU_ISA, PyTorch's ATen
-# ATEN_CPU_CAPABILITY, its MKL BLAS MKL_ENABLE_INSTRUCTIONS; XNNPACK reads none).
+# ATEN_CPU_CAPABILITY, its MKL BLAS MKL_ENABLE_INSTRUCTIONS; XNNPACK reads none: the
+# benchmarks' `--litert-isa avx2` caps it instead, see litert_isa.py).
 ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
                      "MKL_ENABLE_INSTRUCTIONS", "TF_ENABLE_ONEDNN_OPTS")
 

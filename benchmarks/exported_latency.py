@@ -21,6 +21,10 @@ import sys
 
 from tf_tinybert.runtime.latency import measure_latency
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import litert_isa  # noqa: E402
+from cpu_flags import cpu_info  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO_EXPORTS = ROOT / "runs" / "quickstart" / "export"
 
@@ -42,7 +46,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20, help="timed invocations per round")
     parser.add_argument("--rounds", type=int, default=5)
+    litert_isa.add_argument(parser)
     args = parser.parse_args(argv)
+    cpu = cpu_info()
+    litert_isa.apply(args.litert_isa, cpu)
+    print(f"CPU: {cpu['model']}; ISA flags: {' '.join(cpu['flags'])}; "
+          f"caps: {cpu['isa_caps'] or 'none'}")
     models = args.models or default_models()
     if not models:
         print(f"No models given and none under {DEMO_EXPORTS} (run `make demo` first).",

@@ -36,6 +36,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from ai_edge_litert.tools import flatbuffer_utils
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import litert_isa  # noqa: E402
 from cpu_flags import cpu_info  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -48,8 +49,7 @@ FLOAT_TYPES = {schema.TensorType.FLOAT32, schema.TensorType.FLOAT16}
 INT8_TYPES = {schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16}
 
 
-def cpu_summary() -> str:
-    cpu = cpu_info()
+def cpu_summary(cpu: dict) -> str:
     caps = ", ".join(f"{k}={v}" for k, v in cpu["isa_caps"].items()) or "none"
     return (f"CPU: {cpu['model']}, {cpu['cores']} cores; ISA flags: {' '.join(cpu['flags'])}; "
             f"absent: {' '.join(cpu['missing_flags']) or 'none'}; caps in env: {caps}")
@@ -172,9 +172,25 @@ def profile(path: pathlib.Path, threads: int, runs: int, xnnpack: bool = True) -
             except (RuntimeError, ValueError) as error:  # reported in the table, not hidden
                 cache[key] = None
                 failures[f"{name}: {str(error).splitlines()[0][:100]}"] += 1
-        rows.append({"op": name, "kind": kind, "ms": cache[key]})
+        rows.append({"op": name, "kind": kind, "ms": cache[key], "shapes": shapes})
     whole = time_model(content, threads, runs, xnnpack)
     return {"rows": rows, "whole_ms": whole, "failures": dict(failures)}
+
+
+def print_shapes(result, top: int) -> None:
+    """The `top` costliest (operator, kind, input shapes) groups: where the time goes."""
+    groups = collections.defaultdict(lambda: [0, 0.0])
+    for row in result["rows"]:
+        if row["ms"] is not None:
+            group = groups[(row["op"], row["kind"], row["shapes"])]
+            group[0] += 1
+            group[1] += row["ms"]
+    print(f"{'op':18s} {'kind':6s} {'input shapes':44s} {'count':>5s} {'ms each':>8s} "
+          f"{'ms all':>7s}")
+    for (op, kind, shapes), (count, ms) in sorted(groups.items(),
+                                                   key=lambda kv: -kv[1][1])[:top]:
+        text = " ".join("x".join(str(d) for d in shape) for shape in shapes)
+        print(f"{op:18s} {kind:6s} {text[:44]:44s} {count:5d} {ms / count:8.3f} {ms:7.3f}")
 
 
 def print_table(path, result, xnnpack):
@@ -240,7 +256,12 @@ def main(argv=None) -> int:
     parser.add_argument("--export-student", type=pathlib.Path,
                         help="export random-weight TinyBERT-4 fp32/dynamic/int8 here first")
     parser.add_argument("--sequence-length", type=int, default=128)
+    parser.add_argument("--shapes", type=int, default=0, metavar="N",
+                        help="also list the N costliest (operator, input shapes) groups")
+    litert_isa.add_argument(parser)
     args = parser.parse_args(argv)
+    cpu = cpu_info()
+    litert_isa.apply(args.litert_isa, cpu)
     models = list(args.models)
     if args.export_student:
         models += export_student(args.export_student, args.sequence_length)
@@ -249,12 +270,15 @@ def main(argv=None) -> int:
     missing = [str(path) for path in models if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"No such .tflite file: {', '.join(missing)}")
-    print(cpu_summary())
+    print(cpu_summary(cpu))
     print(f"ai-edge-litert, {args.threads} thread(s), median of {args.runs} runs per "
           "single-operator model")
     for path in models:
         for xnnpack in (True, False) if args.no_xnnpack else (True,):
-            print_table(path, profile(path, args.threads, args.runs, xnnpack), xnnpack)
+            result = profile(path, args.threads, args.runs, xnnpack)
+            print_table(path, result, xnnpack)
+            if args.shapes:
+                print_shapes(result, args.shapes)
     return 0
 
 

@@ -39,6 +39,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sst2" / "dev.tsv"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import litert_isa  # noqa: E402
 from cpu_flags import cpu_info  # noqa: E402
 from mediapipe_parity import read_labeled_tsv  # noqa: E402
 
@@ -139,6 +140,7 @@ def parse_args(argv):
     parser.add_argument("--json", default=None, help="write the figures here (atomically)")
     parser.add_argument("--speed-report", default=None,
                         help="merge the latency.* keys into this report.json (atomically)")
+    litert_isa.add_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -188,6 +190,7 @@ def main(argv=None) -> dict:
     from tf_tinybert.tokenizers import load_tokenizer
 
     cpu = cpu_info()
+    litert_isa.apply(args.litert_isa, cpu)
     print(f"CPU: {cpu['model']} ({cpu['cores']} cores as seen by the OS)")
     print(f"ISA flags: {' '.join(cpu['flags']) or 'none of interest'}; missing: "
           f"{' '.join(cpu['missing_flags']) or 'none'}; caps: {cpu['isa_caps'] or 'none'}")
