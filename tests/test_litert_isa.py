@@ -55,35 +55,36 @@ def test_capped_xnnpack_flags_equal_valgrinds_haswell_and_only_clear_bits(dense_
 
 def test_cap_refuses_once_xnnpack_has_read_the_features(dense_model):
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
         "import litert_isa\n"
         "from ai_edge_litert.interpreter import Interpreter\n"
-        "Interpreter(model_path=%r).allocate_tensors()\n"
+        "Interpreter(model_path=sys.argv[2]).allocate_tensors()\n"
         "try:\n"
         "    litert_isa.cap_to_avx2()\n"
         "except RuntimeError as error:\n"
         "    print('refused:', error)\n"
-    ) % (str(SCRIPT.parent), str(dense_model))
-    result = _run("-c", code)
+    )
+    result = _run("-c", code, str(SCRIPT.parent), str(dense_model))
     assert "refused: XNNPACK is already initialised" in result.stdout, result.stderr
 
 
 def test_capped_interpreter_still_computes_the_same_values(dense_model):
     # The AVX2 kernels compute the same function: outputs match an uncapped run.
     code = (
-        "import sys, numpy as np; sys.path.insert(0, %r)\n"
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[2])\n"
         "import litert_isa\n"
         "if sys.argv[1] == 'avx2':\n"
         "    litert_isa.cap_to_avx2()\n"
         "from ai_edge_litert.interpreter import Interpreter\n"
-        "it = Interpreter(model_path=%r); it.allocate_tensors()\n"
+        "it = Interpreter(model_path=sys.argv[3]); it.allocate_tensors()\n"
         "it.set_tensor(it.get_input_details()[0]['index'],\n"
         "              np.linspace(-2, 2, 16, dtype=np.float32)[None])\n"
         "it.invoke()\n"
         "print(' '.join(repr(float(v)) for v in it.get_tensor("
         "it.get_output_details()[0]['index'])[0]))\n"
-    ) % (str(SCRIPT.parent), str(dense_model))
-    native = np.array(_run("-c", code, "native").stdout.split(), dtype=float)
-    capped = np.array(_run("-c", code, "avx2").stdout.split(), dtype=float)
+    )
+    paths = (str(SCRIPT.parent), str(dense_model))
+    native = np.array(_run("-c", code, "native", *paths).stdout.split(), dtype=float)
+    capped = np.array(_run("-c", code, "avx2", *paths).stdout.split(), dtype=float)
     assert native.shape == (8,)
     np.testing.assert_allclose(capped, native, rtol=1e-5, atol=1e-6)
