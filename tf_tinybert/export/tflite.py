@@ -23,7 +23,7 @@ from tf_tinybert.export.ops import (
     check_builtin_ops,
     tensor_names,
 )
-from tf_tinybert.export.outliers import STATISTICS_SCOPE, find_outlier_channels
+from tf_tinybert.export.outliers import FLOAT_SCOPES, find_outlier_channels
 from tf_tinybert.export.serving import INPUT_FEATURES, check_classifier, save_serving_model
 from tf_tinybert.runtime.contract import INPUT_WORD_IDS
 
@@ -234,7 +234,7 @@ def convert_saved_model(saved_model_dir, quantization: str, examples=None, float
             converter.inference_output_type = tf.int8
         if float_ops:
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-            quantize = quantizer_keeping(float_ops, int8_io, statistics_nodes(saved_model_dir))
+            quantize = quantizer_keeping(float_ops, int8_io, float_scope_nodes(saved_model_dir))
     model_content = convert_with(converter, quantize)
     check_builtin_ops(model_content)
     return model_content
@@ -257,25 +257,29 @@ def check_float_ops(float_ops) -> tuple[str, ...]:
     return tuple(float_ops)
 
 
-def statistics_nodes(saved_model_dir) -> list[str]:
-    """The nodes of a serving SavedModel under `outliers.STATISTICS_SCOPE`: the split-stream
-    LayerNorm's per-row mean, variance, RSQRT and the normalisation by them, which an int8
-    export keeps in float (by name, as their MUL / ADD / SUB are ops found everywhere).
+def float_scope_nodes(saved_model_dir) -> list[str]:
+    """The nodes of a serving SavedModel under `outliers.FLOAT_SCOPES`, which an int8 export
+    keeps in float (by name, as their MUL / ADD / SUB are ops found everywhere):
 
-    In int8 each of those per-row statistics was one tensor with one scale for all rows:
-    the SQuAD student's full-int8 export lost 1.8 F1 points against Keras on 500 dev
-    questions that way, and 0.9 with them in float (70 fewer QUANTIZE / DEQUANTIZE ops).
-    Empty where the graph has no split LayerNorm (`outlier_channels=0`).
+    - the split-stream LayerNorm's per-row mean, variance, RSQRT and the normalisation by
+      them. In int8 each was one tensor with one scale for all rows: the SQuAD student's
+      full-int8 export lost 1.8 F1 points against Keras on 500 dev questions that way,
+      and 0.9 with them in float (70 fewer QUANTIZE / DEQUANTIZE ops);
+    - the additive attention mask and its ADD to the scores, so that the scores reach the
+      float softmax unquantised.
+
+    Empty where the serving graph is Keras' own (no float attention mask value).
 
     Example:
     ```python
-    statistics_nodes("/tmp/serving")  # ['layer_norm_statistics/Mean', ...]
+    float_scope_nodes("/tmp/serving")  # ['attention_mask_bias/add', ...]
     ```
     """
     content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
     # TensorFlow numbers repeated scopes (layer_norm_statistics_1/...); fused ops join
     # their names with ';'.
-    scoped = re.compile(rf"(^|;){STATISTICS_SCOPE}(_\d+)?/")
+    scopes = "|".join(FLOAT_SCOPES)
+    scoped = re.compile(rf"(^|;)({scopes})(_\d+)?/")
     return sorted({name for name in tensor_names(content) if scoped.search(name)})
 
 
