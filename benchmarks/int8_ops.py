@@ -52,7 +52,7 @@ INT8_TYPES = {schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType
 def cpu_summary(cpu: dict) -> str:
     caps = ", ".join(f"{k}={v}" for k, v in cpu["isa_caps"].items()) or "none"
     return (f"CPU: {cpu['model']}, {cpu['cores']} cores; ISA flags: {' '.join(cpu['flags'])}; "
-            f"absent: {' '.join(cpu['missing_flags']) or 'none'}; caps in env: {caps}")
+            f"absent: {' '.join(cpu['missing_flags']) or 'none'}; ISA caps: {caps}")
 
 
 def _is_constant(model, tensor) -> bool:

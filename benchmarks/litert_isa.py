@@ -11,14 +11,16 @@ and runs its AVX2 kernels on the real silicon at full speed. What it cannot chan
 clock and memory stay this machine's.
 
     import litert_isa  # benchmarks/ on sys.path
-    cap = litert_isa.cap_to_avx2()        # before any ai_edge_litert Interpreter
-    cap["xnnpack_arch_flags"]             # filled in by xnnpack_arch_flags() afterwards
+    cap = litert_isa.cap_to_avx2()    # before any ai_edge_litert Interpreter exists
+    cap["features_cleared"]           # 28 on an AVX-512 + VNNI AMD EPYC
+    ...                               # create interpreters, time them
+    litert_isa.xnnpack_arch_flags()   # '00000000000000ff': XNNPACK's AVX2-level ISA bits
 
     python benchmarks/litert_isa.py --check MODEL.tflite   # capped == valgrind's Haswell?
 
 Needs valgrind and nm (binutils) on PATH and the library's symbol table (ai-edge-litert 2.3.0
-ships it). Any of them missing is a RuntimeError naming it; nothing here is used by the
-package or its tests.
+ships it). Any of them missing is a RuntimeError naming it. The package never uses this;
+`tests/test_litert_isa.py` checks it against valgrind.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def _load_address() -> int:
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.split()
-            if len(fields) >= 6 and os.path.realpath(fields[5]) == target and int(fields[2], 16) == 0:
+            if (len(fields) >= 6 and int(fields[2], 16) == 0
+                    and os.path.realpath(fields[5]) == target):
                 return int(fields[0].split("-")[0], 16)
     raise RuntimeError(f"{target} is not mapped in this process")
 
