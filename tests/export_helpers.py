@@ -70,3 +70,19 @@ def named_tensor_types(content, marker):
     names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     return [names[t.type] for t in model.subgraphs[0].tensors
             if marker in (t.name or b"").decode()]
+
+
+def reads_constant(content, op_name, input_index=0):
+    """For every `op_name` operator: whether its input `input_index` is a constant (a tensor
+    with data in the flatbuffer)."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    wanted = getattr(schema.BuiltinOperator, op_name)
+    graph = model.subgraphs[0]
+
+    def constant(index):
+        buffer = model.buffers[graph.tensors[index].buffer]
+        return buffer.data is not None and len(buffer.data) > 0
+
+    return [constant(op.inputs[input_index]) for op in graph.operators
+            if codes[op.opcodeIndex] == wanted]

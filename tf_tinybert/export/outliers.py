@@ -163,10 +163,15 @@ class SplitStreamForward:
         positions = self._value(embeddings.position_table)
         segments = self._value(embeddings.segment_table)
         length = token_ids.shape[1]
+        # A dynamic-length signature looks its position rows up at run time. GATHER, not a
+        # slice: TFLite evaluates a STRIDED_SLICE of a constant table while it prepares
+        # the graph, element by element (its reference kernel), on every resize: 28% of
+        # the SST-2 student's `allocate_tensors`.
+        steps = None if length is not None else tf.range(tf.shape(token_ids)[1])
         parts = []
         for channels in (self.ordinary, self.outliers):
-            if length is None:  # a dynamic-length signature: slice at run time
-                position = tf.constant(positions[:, channels])[: tf.shape(token_ids)[1]]
+            if steps is not None:
+                position = tf.gather(tf.constant(positions[:, channels]), steps)
             else:
                 position = tf.constant(positions[:length, channels])
             parts.append(
