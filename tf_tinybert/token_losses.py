@@ -115,12 +115,17 @@ def span_hard_cross_entropy(logits, positions, padding_mask, normalizer=None):
     ```
     """
     log_probabilities = ops.log_softmax(_masked(logits, padding_mask[:, :, None]), axis=1)
-    labeled = ops.greater_equal(positions[:, :1], 0)
-    safe = ops.where(labeled, ops.cast(positions, "int32"), ops.zeros_like(positions, "int32"))
+    weight = _labeled(positions)
+    safe = ops.where(weight[:, None] > 0, ops.cast(positions, "int32"),
+                     ops.zeros_like(positions, "int32"))
     one_hot = ops.one_hot(safe, ops.shape(logits)[1], axis=1)
     per_row = -ops.sum(one_hot * log_probabilities, axis=(1, 2)) / 2.0
-    weight = _float32(labeled[:, 0])
     return _divide(ops.sum(per_row * weight), ops.sum(weight), normalizer)
+
+
+def _labeled(positions):
+    # 1.0 for a row with answer positions (start >= 0), 0.0 for an unlabeled transfer row.
+    return _float32(ops.greater_equal(positions[:, 0], 0))
 
 
 def labeled_rows(positions):
@@ -131,7 +136,7 @@ def labeled_rows(positions):
     labeled_rows(np.array([[3, 5], [-1, -1]]))  # 1.0
     ```
     """
-    return ops.sum(_float32(ops.greater_equal(positions[:, 0], 0)))
+    return ops.sum(_labeled(positions))
 
 
 def label_loss(task: str):
