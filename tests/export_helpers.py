@@ -52,15 +52,20 @@ def keras_reference(model, features):
     return np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
 
 
-def tensor_types(content, op_name, input_index=None):
-    """TensorType names of every `op_name` operator's outputs (or its input `input_index`)."""
+def _operators(content, op_name):
+    """The model, its first subgraph and that subgraph's `op_name` operators."""
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     wanted = getattr(schema.BuiltinOperator, op_name)
-    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     graph = model.subgraphs[0]
-    return [names[graph.tensors[i].type] for op in graph.operators
-            if codes[op.opcodeIndex] == wanted
+    return model, graph, [op for op in graph.operators if codes[op.opcodeIndex] == wanted]
+
+
+def tensor_types(content, op_name, input_index=None):
+    """TensorType names of every `op_name` operator's outputs (or its input `input_index`)."""
+    _, graph, operators = _operators(content, op_name)
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return [names[graph.tensors[i].type] for op in operators
             for i in (op.outputs if input_index is None else [op.inputs[input_index]])]
 
 
@@ -75,14 +80,10 @@ def named_tensor_types(content, marker):
 def reads_constant(content, op_name, input_index=0):
     """For every `op_name` operator: whether its input `input_index` is a constant (a tensor
     with data in the flatbuffer)."""
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    wanted = getattr(schema.BuiltinOperator, op_name)
-    graph = model.subgraphs[0]
+    model, graph, operators = _operators(content, op_name)
 
     def constant(index):
         buffer = model.buffers[graph.tensors[index].buffer]
         return buffer.data is not None and len(buffer.data) > 0
 
-    return [constant(op.inputs[input_index]) for op in graph.operators
-            if codes[op.opcodeIndex] == wanted]
+    return [constant(op.inputs[input_index]) for op in operators]
