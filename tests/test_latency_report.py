@@ -82,3 +82,20 @@ def test_measure_runs_shortest_first_only_where_asked(script):
     assert listed.lengths[:4] == [3, 4, 5, 7]
     assert figures["dynamic_list"]["sentences"] == 4
     assert figures["dynamic_list"]["input_length_mean"] == figures["dynamic"]["input_length_mean"]
+
+
+def test_invoke_only_times_each_distinct_length_once_and_weighs_the_mean(script, tmp_path):
+    from tiny_models import tiny_classifier
+
+    from tf_tinybert.export import to_tflite
+
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(to_tflite(tiny_classifier(max_sequence_length=16), "fp32", 16,
+                               dynamic_length=True))
+    lengths = [3, 3, 3, 5, 16]
+    bound = script.invoke_only(path, lengths, threads=1, runs=3)
+    per_length = bound["per_length_ms"]
+    assert sorted(per_length) == ["16", "3", "5"]
+    assert all(value > 0 for value in per_length.values())
+    weighted = np.mean([per_length[str(length)] for length in lengths])
+    assert bound["mean_ms"] == pytest.approx(weighted, abs=1e-4)
