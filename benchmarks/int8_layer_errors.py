@@ -94,9 +94,9 @@ def layer_statistics(model, calibration, held_out, sequence_length) -> list[dict
 def main(argv=None):
     args = parse_args(argv)
     import keras
-
     from calibration_fidelity import read_rows
     from cpu_flags import cpu_info
+
     from tf_tinybert.export.calibration import calibration_examples
 
     rows = read_rows(args.train, args.calibration + args.held_out, args.sequence_length)
