@@ -57,6 +57,9 @@ def test_report_holds_the_documented_keys(finished_run):
             # the disagreements' share.
             assert abs(entry["accuracy"] - where["student"]["accuracy"]) <= (
                 1.0 - entry["agreement"]) + 1e-9, mode
+            assert 0.0 <= entry["mean_abs_diff"] <= entry["max_abs_diff"], mode
+        # fp32 reproduces Keras' probabilities.
+        assert where["student"]["tflite"]["fp32"]["mean_abs_diff"] < 1e-5
         assert where["teacher"]["tflite"]["fp32"]["size_mb"] > where["student"]["tflite"]["fp32"]["size_mb"]
         for stage in ("data", "teacher", "intermediate", "prediction", "baseline", "export"):
             assert where["stages"][stage]["seconds"] >= 0

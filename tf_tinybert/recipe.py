@@ -514,6 +514,7 @@ def export_models(run: Run, student, teacher, tokenizer, train_dir, dev_dir) -> 
                 "agreement": check.top1_agreement,
                 "pearson_with_keras": check.pearson_with_keras,
                 "max_abs_diff": check.max_abs_diff,
+                "mean_abs_diff": check.mean_abs_diff,
                 "examples": check.examples,
                 "float_ops": report.info["float_ops"],
                 "path": str(report.model_path),
