@@ -8,7 +8,10 @@ changes, as the runtime does), one sentence at a time in the file's order and, a
 `classify(list)` runs a list, shortest first ("dynamic_list"). The models alternate in rounds (the order flips each
 round), so a burst of load on a shared machine hits both alike; a sentence's latency is its
 median over rounds. Prints the CPU model and ISA flags, mean / p50 / p95 per model and the
-speed-up; `--json PATH` writes the same figures atomically.
+speed-up, then the bare `invoke()` of each export at each sentence's own length and at 128
+(resized beforehand, untimed; no runtime wrapper), whose ratio is the most any-length can
+gain over fixed 128 on the machine (`invoke_only` in the JSON); `--json PATH` writes the
+same figures atomically.
 
     .venv/bin/python benchmarks/variable_length_latency.py --model runs/x/student.keras \
         [--tokenizer minilm-l6-offline] [--quantization dynamic] [--rounds 3] [--json out.json]
