@@ -125,28 +125,16 @@ def measure(models: dict, texts, rounds: int, shortest_first=()) -> dict:
 def invoke_only(model_path, lengths, threads: int, runs: int = 20) -> dict:
     """Median ms of the bare `invoke()` at each length in `lengths`, and their mean over it.
 
-    The interpreter is resized to each distinct length once, outside the timing, so the
-    figure is the model's compute at that length and nothing else: no resize, no
-    tokenizer, no runtime wrapper. `mean_ms` weighs each length by how often it occurs.
+    `tf_tinybert.runtime.latency.measure_latency` at each distinct length: the interpreter
+    is sized before the timing, so the figure is the model's compute at that length and
+    nothing else: no resize, no tokenizer, no runtime wrapper. `mean_ms` weighs each
+    length by how often it occurs.
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from tf_tinybert.runtime.latency import measure_latency
 
-    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
-    inputs = interpreter.get_input_details()
-    per_length = {}
-    for length in sorted(set(lengths)):
-        for detail in inputs:
-            interpreter.resize_tensor_input(detail["index"], [1, length], strict=False)
-        interpreter.allocate_tensors()
-        for detail in inputs:
-            interpreter.set_tensor(detail["index"], np.ones([1, length], np.int32))
-        interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            interpreter.invoke()
-            times.append((time.perf_counter() - start) * 1e3)
-        per_length[length] = float(np.median(times))
+    per_length = {length: measure_latency(model_path, num_threads=threads, runs=runs,
+                                          sequence_length=length)
+                  for length in sorted(set(lengths))}
     mean = float(np.mean([per_length[length] for length in lengths]))
     return {"mean_ms": round(mean, 4),
             "per_length_ms": {str(k): round(v, 4) for k, v in per_length.items()}}

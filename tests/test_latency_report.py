@@ -85,13 +85,14 @@ def test_measure_runs_shortest_first_only_where_asked(script):
 
 
 def test_invoke_only_times_each_distinct_length_once_and_weighs_the_mean(script, tmp_path):
-    from tiny_models import tiny_classifier
+    from tiny_models import TINY_VOCAB, tiny_classifier
 
     from tf_tinybert.export import to_tflite
 
     path = tmp_path / "dynamic.tflite"
     path.write_bytes(to_tflite(tiny_classifier(max_sequence_length=16), "fp32", 16,
                                dynamic_length=True))
+    (tmp_path / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")  # random ids' range
     lengths = [3, 3, 3, 5, 16]
     bound = script.invoke_only(path, lengths, threads=1, runs=3)
     per_length = bound["per_length_ms"]
