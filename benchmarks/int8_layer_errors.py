@@ -60,23 +60,18 @@ def layer_statistics(model, calibration, held_out, sequence_length) -> list[dict
     with tempfile.TemporaryDirectory(prefix="int8_layers_") as saved_model_dir:
         save_serving_model(model, saved_model_dir, sequence_length,
                            tflite.INT8_ATTENTION_MASK_VALUE, channels)
-        float_nodes = tflite.float_scope_nodes(saved_model_dir)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        float_content = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir).convert()
         # The debugger feeds lists in the converted model's input order.
-        order = [d["name"] for d in Interpreter(
-            model_content=converter.convert()).get_input_details()]
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: iter(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        order = [d["name"] for d in Interpreter(model_content=float_content).get_input_details()]
+        converter = tflite.int8_converter(saved_model_dir, calibration, keep_float=True)
 
         def debug_rows():
             for row in held_out:
                 yield [next(value for key, value in row.items() if key in name)
                        for name in order]
 
-        options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=list(tflite.INT8_FLOAT_OPS), denylisted_nodes=float_nodes)
+        options = tflite.selective_quantization_options(
+            tflite.INT8_FLOAT_OPS, float_nodes=tflite.scoped_tensor_names(float_content))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             debugger = tf.lite.experimental.QuantizationDebugger(
@@ -94,20 +89,18 @@ def layer_statistics(model, calibration, held_out, sequence_length) -> list[dict
 def main(argv=None):
     args = parse_args(argv)
     import keras
-    from calibration_fidelity import read_rows
     from cpu_flags import cpu_info
 
     from tf_tinybert.export.calibration import calibration_examples
 
-    rows = read_rows(args.train, args.calibration + args.held_out, args.sequence_length)
-
-    def examples(start, count):
-        part = {key: value[start:start + count] for key, value in rows.items()}
-        return calibration_examples([part], args.sequence_length, count)
-
+    examples = calibration_examples(args.train, args.sequence_length,
+                                    args.calibration + args.held_out)
+    if len(examples) < args.calibration + args.held_out:
+        raise SystemExit(f"{args.train} holds {len(examples)} rows; lower --calibration or "
+                         "--held-out.")
     model = keras.models.load_model(args.model)
-    statistics = layer_statistics(model, examples(0, args.calibration),
-                                  examples(args.calibration, args.held_out),
+    statistics = layer_statistics(model, examples[:args.calibration],
+                                  examples[args.calibration:],
                                   args.sequence_length)
     # Reshapes and transposes copy int8 values: their error is 0 by construction.
     arithmetic = [r for r in statistics if float(r["mean_squared_error"]) > 0]

@@ -220,24 +220,45 @@ def convert_saved_model(saved_model_dir, quantization: str, examples=None, float
     model_content = convert_saved_model("/tmp/serving", "int8", examples, INT8_FLOAT_OPS)
     ```
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     quantize = None
-    if quantization in ("fp16", "dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantization == "int8":
-        converter.representative_dataset = lambda: iter(examples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
-            converter.inference_output_type = tf.int8
+    if quantization == "int8":
+        converter = int8_converter(saved_model_dir, examples, keep_float=bool(float_ops),
+                                   int8_io=int8_io)
         if float_ops:
-            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             quantize = quantizer_keeping(float_ops, int8_io, float_scope_nodes(saved_model_dir))
+    else:
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization in ("fp16", "dynamic"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
     model_content = convert_with(converter, quantize)
     check_builtin_ops(model_content)
     return model_content
+
+
+def int8_converter(saved_model_dir, examples, keep_float: bool, int8_io: bool = False):
+    """A TFLiteConverter set up for full-integer quantisation calibrated on `examples`.
+
+    With `keep_float`, float32 builtins stay allowed beside the int8 ones (selective
+    quantisation: pass the converter to `quantizer_keeping`'s function, or to TFLite's
+    QuantizationDebugger with `selective_quantization_options`).
+
+    Example:
+    ```python
+    converter = int8_converter("/tmp/serving", examples, keep_float=True)
+    ```
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(examples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if keep_float:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+    if int8_io:
+        converter.inference_output_type = tf.int8
+    return converter
 
 
 def check_float_ops(float_ops) -> tuple[str, ...]:
@@ -276,11 +297,17 @@ def float_scope_nodes(saved_model_dir) -> list[str]:
     ```
     """
     content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
+    return scoped_tensor_names(content)
+
+
+def scoped_tensor_names(float_content: bytes) -> list[str]:
+    """The tensor names of a float TFLite conversion under `outliers.FLOAT_SCOPES`
+    (`float_scope_nodes` for a caller that has converted the SavedModel already)."""
     # TensorFlow numbers repeated scopes (layer_norm_statistics_1/...); fused ops join
     # their names with ';'.
     scopes = "|".join(FLOAT_SCOPES)
     scoped = re.compile(rf"(^|;)({scopes})(_\d+)?/")
-    return sorted({name for name in tensor_names(content) if scoped.search(name)})
+    return sorted({name for name in tensor_names(float_content) if scoped.search(name)})
 
 
 def quantizer_keeping(float_ops: Sequence[str], int8_io: bool, float_nodes: Sequence[str] = ()):
@@ -293,10 +320,7 @@ def quantizer_keeping(float_ops: Sequence[str], int8_io: bool, float_nodes: Sequ
     """
 
     def quantize(converter) -> bytes:
-        options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=list(float_ops), denylisted_nodes=list(float_nodes),
-            fully_quantize=int8_io
-        )
+        options = selective_quantization_options(float_ops, int8_io, float_nodes)
         with warnings.catch_warnings():
             # The debugger builds a tf.lite.Interpreter, deprecated in favour of LiteRT.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -306,6 +330,16 @@ def quantizer_keeping(float_ops: Sequence[str], int8_io: bool, float_nodes: Sequ
         return debugger.get_nondebug_quantized_model()
 
     return quantize
+
+
+def selective_quantization_options(float_ops: Sequence[str], int8_io: bool = False,
+                                   float_nodes: Sequence[str] = ()):
+    """TFLite QuantizationDebugOptions that leave `float_ops` (operator types) and
+    `float_nodes` (node names) in float32; `int8_io` quantises the output too."""
+    return tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_ops=list(float_ops), denylisted_nodes=list(float_nodes),
+        fully_quantize=int8_io
+    )
 
 
 def convert_with(converter, quantize=None) -> bytes:
