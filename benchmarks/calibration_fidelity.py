@@ -53,38 +53,32 @@ def parse_args(argv=None):
 
 
 def read_rows(folder, count, sequence_length):
-    """The first `count` rows of the folder's seeded order, as int32 [count, L] arrays."""
-    from tf_tinybert import data
-    from tf_tinybert.export.calibration import fit_length, iterate_features
+    """The first `count` rows of the folder's seeded order, as int32 [count, L] feature
+    arrays: the rows the recipe's int8 export calibrates on, read by the same function."""
+    from tf_tinybert.export.calibration import calibration_examples
     from tf_tinybert.export.serving import INPUT_FEATURES
 
-    keys = list(INPUT_FEATURES.values())
-    rows = {key: [] for key in keys}
-    dataset = data.load(folder, batch_size=32, shuffle=True, seed=0, bucket_by_length=False)
-    for features in iterate_features(dataset):
-        for key in keys:
-            for row in np.asarray(features[key]):
-                rows[key].append(fit_length(row, sequence_length))
-        if len(rows[keys[0]]) >= count:
-            break
-    found = len(rows[keys[0]])
-    if found < count:
-        raise SystemExit(f"{folder} holds {found} rows; this study needs {count} "
+    examples = calibration_examples(folder, sequence_length, count)
+    if len(examples) < count:
+        raise SystemExit(f"{folder} holds {len(examples)} rows; this study needs {count} "
                          "(lower --sizes, --replicates or --held-out).")
-    return {key: np.stack(value[:count]) for key, value in rows.items()}
+    return {key: np.concatenate([example[name] for example in examples])
+            for name, key in INPUT_FEATURES.items()}
 
 
 def fidelity(expected, received):
     """Agreement (or Pearson), mean/max |difference| and borderline agreement."""
-    difference = np.abs(expected - received)
-    row = {"mean_abs_diff": float(difference.mean()), "max_abs_diff": float(difference.max())}
-    if expected.shape[1] == 1:
-        row["pearson_with_keras"] = float(np.corrcoef(expected[:, 0], received[:, 0])[0, 1])
+    from tf_tinybert.export.verify import compare_outputs
+
+    result = compare_outputs(expected, received, regression=expected.shape[1] == 1)
+    row = {"mean_abs_diff": result.mean_abs_diff, "max_abs_diff": result.max_abs_diff}
+    if result.task_type == "regression":
+        row["pearson_with_keras"] = result.pearson_with_keras
         return row
     same = expected.argmax(-1) == received.argmax(-1)
     ordered = np.sort(expected, axis=-1)
     borderline = (ordered[:, -1] - ordered[:, -2]) < BORDERLINE_MARGIN
-    row["agreement"] = float(same.mean())
+    row["agreement"] = result.top1_agreement
     row["disagreements"] = int((~same).sum())
     row["borderline_rows"] = int(borderline.sum())
     row["borderline_agreement"] = float(same[borderline].mean()) if borderline.any() else None

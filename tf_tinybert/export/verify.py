@@ -142,6 +142,25 @@ def compare(
     """
     expected = keras_probabilities(model, features)
     received = tflite_probabilities(model_content, features, num_threads=num_threads)
+    return compare_outputs(expected, received, is_regression(model), labels, metrics)
+
+
+def compare_outputs(
+    expected: np.ndarray,
+    received: np.ndarray,
+    regression: bool,
+    labels: np.ndarray | None = None,
+    metrics=None,
+) -> Verification:
+    """`compare` on outputs already computed: Keras' `expected` and the export's
+    `received` probabilities [N, C] (scores [N, 1] for a regression model).
+
+    Example:
+    ```python
+    compare_outputs(keras_probabilities(student, features),
+                    tflite_probabilities(tflite_bytes, features), regression=False)
+    ```
+    """
     if expected.shape != received.shape:
         raise ExportVerificationError(
             f"The exported model returns probabilities of shape {received.shape}; the Keras "
@@ -149,7 +168,6 @@ def compare(
         )
     from tf_tinybert.metrics import compute_metrics, pearson
 
-    regression = is_regression(model)
     difference = np.abs(expected - received)
     accuracy = keras_accuracy = scores = keras_scores = None
     if labels is not None:
